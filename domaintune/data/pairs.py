@@ -1,0 +1,399 @@
+"""Strict loading and grouped splitting of domain text pairs.
+
+A pair file has two text columns and one similarity score per row (by default
+``base,ref,similarity``). Scores are stored on the ANGULAR scale
+``1 - arccos(cos) / pi`` in [0, 1]: 1.0 same concept, 0.5 unrelated
+(orthogonal). Other scales are converted on load (see :func:`to_angular`).
+
+Every problem a user can fix raises one :class:`~domaintune.errors.UserError`
+naming the file, the line and the fix, so a bad row never silently trains.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from domaintune.errors import UserError
+
+DEFAULT_COLUMNS: tuple[str, str, str] = ("base", "ref", "similarity")
+#: Allowed raw score range per scale.
+SCALES: dict[str, tuple[float, float]] = {
+    "angular": (0.0, 1.0),
+    "sts": (0.0, 5.0),
+    "cosine": (-1.0, 1.0),
+}
+DEDUPE_MODES = ("error", "mean")
+_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+# Scores closer than this (angular scale) count as equal: "0.75" vs "0.750000".
+_SCORE_TOL = 1e-6
+_SAMPLE = Path(__file__).resolve().parent / "samples" / "job_titles.csv"
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: ndarray fields make == ambiguous
+class PairSet:
+    """Aligned text pairs with angular-scale similarity scores."""
+
+    texts_a: list[str]
+    texts_b: list[str]
+    scores: np.ndarray
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        if not len(self.texts_a) == len(self.texts_b) == len(scores):
+            raise ValueError(
+                f"PairSet columns differ in length: {len(self.texts_a)}, "
+                f"{len(self.texts_b)}, {len(scores)}"
+            )
+        object.__setattr__(self, "scores", scores)
+
+    def __len__(self) -> int:
+        return len(self.texts_a)
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> PairSet:
+        """The pairs at ``indices`` (in the given order), same source."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        return PairSet([self.texts_a[i] for i in idx], [self.texts_b[i] for i in idx],
+                       self.scores[idx], self.source)
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What :func:`load_pairs` read, kept and dropped (reason -> count)."""
+
+    source: str
+    read: int
+    kept: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    scale: str = "angular"
+
+    def summary(self) -> str:
+        """One line, e.g. ``pairs.csv: read 340 pairs, kept 338 (2 exact duplicates dropped)``."""
+        text = f"{Path(self.source).name}: read {self.read} pairs, kept {self.kept}"
+        parts = [_DROP_LABELS.get(reason, reason + " dropped").format(n=n, s="" if n == 1 else "s")
+                 for reason, n in self.dropped.items() if n]
+        return text + (f" ({', '.join(parts)})" if parts else "")
+
+
+_DROP_LABELS = {
+    "exact_duplicate": "{n} exact duplicate{s} dropped",
+    "contradictory_merged": "{n} contradictory duplicate{s} averaged",
+}
+
+
+@dataclass(frozen=True)
+class _Row:
+    where: str  # "line 7" / "row 3": used in error messages
+    a: str
+    b: str
+    raw: float  # score as written, for messages
+    score: float  # angular
+
+
+def sample_path() -> Path:
+    """Path of the bundled sample ``job_titles.csv`` (see samples/README.md)."""
+    return _SAMPLE
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, to record exactly which data trained a model."""
+    p = _existing_file(Path(path))
+    h = hashlib.sha256()
+    with p.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def parse_columns(spec: str) -> tuple[str, str, str]:
+    """Parse a ``--columns a,b,score`` option into three column names."""
+    names = tuple(c.strip() for c in spec.split(","))
+    if len(names) != 3 or not all(names) or len(set(names)) != 3:
+        raise UserError(
+            f"--columns {spec!r} must name three different columns: "
+            "text A, text B and the score, e.g. --columns base,ref,similarity."
+        )
+    return names  # type: ignore[return-value]
+
+
+def to_angular(values: np.ndarray | Sequence[float], scale: str) -> np.ndarray:
+    """Convert raw scores on ``scale`` to angular similarity in [0, 1].
+
+    - ``angular``: unchanged.
+    - ``cosine`` c in [-1, 1]: ``1 - arccos(c) / pi`` (-1 -> 0, 0 -> 0.5, 1 -> 1).
+    - ``sts`` s in [0, 5]: first ``c = s / 5``, so 0 ("unrelated") is
+      orthogonal rather than opposite, then as cosine (0 -> 0.5, 5 -> 1.0).
+    """
+    _check_scale(scale)
+    v = np.asarray(values, dtype=np.float64)
+    if scale == "angular":
+        return v
+    cos = v / 5.0 if scale == "sts" else v
+    return 1.0 - np.arccos(np.clip(cos, -1.0, 1.0)) / np.pi
+
+
+def load_pairs(
+    path: str | Path,
+    *,
+    columns: tuple[str, str, str] = DEFAULT_COLUMNS,
+    scale: str = "angular",
+    dedupe: str = "error",
+    min_pairs: int = 10,
+) -> tuple[PairSet, LoadReport]:
+    """Load and validate a pair file (.csv, .tsv, .jsonl/.json lines, .parquet).
+
+    Texts are stripped; scores are converted from ``scale`` to angular.
+    Duplicate rows (same two texts in either order, same score) are dropped
+    and counted. The same pair with different scores is an error naming both
+    lines, unless ``dedupe="mean"``, which averages the distinct scores.
+    """
+    _check_scale(scale)
+    if dedupe not in DEDUPE_MODES:
+        raise UserError(f"Unknown dedupe mode {dedupe!r}; use one of: {', '.join(DEDUPE_MODES)}.")
+    if len(columns) != 3 or len(set(columns)) != 3:
+        raise UserError(f"columns must be three different names, got {columns!r}.")
+    p = _existing_file(Path(path))
+    fmt = _FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise UserError(
+            f"{p}: unsupported file type {p.suffix or '(none)'!r}; "
+            f"use one of {', '.join(sorted(_FORMATS))}."
+        )
+    if fmt == "parquet":
+        records = _parquet_records(p, columns)
+    else:
+        text = _read_utf8(p)
+        records = _jsonl_records(p, text, columns) if fmt == "jsonl" else \
+            _delimited_records(p, text, columns, "\t" if fmt == "tsv" else ",")
+    rows = [_make_row(p, where, a, b, s, scale) for where, a, b, s in records]
+    if not rows:
+        raise UserError(f"{p}: no pairs found (only a header or blank lines). Add rows of {','.join(columns)}.")
+    pairs, dropped = _dedupe(p, rows, dedupe)
+    report = LoadReport(str(p), read=len(rows), kept=len(pairs), dropped=dropped, scale=scale)
+    if len(pairs) < min_pairs:
+        raise UserError(
+            f"{p}: only {len(pairs)} usable pairs ({report.summary()}); at least {min_pairs} "
+            "are needed to fine-tune. Add more pairs to the file."
+        )
+    return pairs, report
+
+
+def split_pairs(pairs: PairSet, fraction: float, seed: int) -> tuple[PairSet, PairSet]:
+    """Split into ``(train, validation)`` with ~``fraction`` of pairs in validation.
+
+    Pairs that share a text (case-insensitive, stripped), directly or through a
+    chain of pairs, stay on one side: otherwise validation would measure
+    memorised texts, not generalisation. Deterministic for a given ``seed``.
+    """
+    if not isinstance(fraction, (int, float)) or not 0.0 < float(fraction) < 1.0:
+        raise UserError(f"Validation fraction must be between 0 and 1 (exclusive), got {fraction!r}.")
+    n = len(pairs)
+    src = pairs.source or "the pairs"
+    if n < 2:
+        raise UserError(f"{src}: need at least 2 pairs to split off a validation set, got {n}.")
+    groups = _components(pairs)
+    target = min(max(1, round(fraction * n)), n - 1)
+    rng = np.random.default_rng(seed)
+    val: list[int] = []
+    # Greedy over groups in seeded random order: take a group if it brings
+    # the validation size closer to the target.
+    for g in rng.permutation(len(groups)):
+        size = len(groups[g])
+        if abs(len(val) + size - target) < abs(len(val) - target):
+            val.extend(groups[g])
+    lo, hi = max(1, math.floor(target * 0.5)), min(n - 1, math.ceil(target * 1.5))
+    if not lo <= len(val) <= hi:
+        biggest = max(len(g) for g in groups)
+        raise UserError(
+            f"{src}: cannot hold out ~{fraction:.0%} of {n} pairs for validation without "
+            f"splitting groups of pairs that share a text; the largest group holds {biggest} "
+            f"of {n} pairs ({biggest / n:.0%}). Pass a separate validation file with --val PATH."
+        )
+    in_val = np.isin(np.arange(n), val)
+    return pairs.subset(np.flatnonzero(~in_val)), pairs.subset(np.flatnonzero(in_val))
+
+
+def _check_scale(scale: str) -> None:
+    if scale not in SCALES:
+        raise UserError(f"Unknown score scale {scale!r}; use one of: {', '.join(SCALES)}.")
+
+
+def _existing_file(p: Path) -> Path:
+    if not p.is_file():
+        what = "is not a file" if p.exists() else "file not found"
+        raise UserError(f"{p}: {what}. Pass the path of a pair file.")
+    return p
+
+
+def _read_utf8(p: Path) -> str:
+    data = p.read_bytes()
+    if not data.strip():
+        raise UserError(f"{p}: the file is empty. Add a header and rows of pairs.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = err.object[: err.start].count(b"\n") + 1
+        bad = err.object[err.start : err.start + 1].hex()
+        raise UserError(
+            f"{p}, line {line}: not valid UTF-8 (byte 0x{bad}). Re-save the file as UTF-8."
+        ) from None
+
+
+def _missing_columns(p: Path, where: str, found: Sequence[str], columns: Sequence[str]) -> UserError:
+    missing = [c for c in columns if c not in found]
+    hint = ",".join(found) if len(found) == 3 else "a,b,score"
+    return UserError(
+        f"{p}, {where}: missing column(s) {', '.join(map(repr, missing))}; found: "
+        f"{', '.join(map(repr, found)) or '(none)'}. Rename the columns to "
+        f"{','.join(columns)} or pass --columns {hint} (text A, text B, score)."
+    )
+
+
+_Record = tuple[str, Any, Any, Any]  # (where, text a, text b, raw score)
+
+
+def _delimited_records(p: Path, text: str, columns: Sequence[str], delim: str) -> Iterator[_Record]:
+    # TSV is read unquoted: STS-style TSVs contain bare quote characters.
+    quoting = csv.QUOTE_NONE if delim == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, quoting=quoting)
+    start = 1
+    try:
+        header = [h.strip() for h in next(reader)]
+        if any(c not in header for c in columns):
+            raise _missing_columns(p, "line 1", header, columns)
+        idx = [header.index(c) for c in columns]
+        start = reader.line_num + 1
+        for row in reader:
+            # A quoted field may span lines: report the line the record starts on.
+            where, start = f"line {start}", reader.line_num + 1
+            if not row or not any(f.strip() for f in row):
+                continue  # blank line
+            yield (where, *(row[i] if i < len(row) else None for i in idx))
+    except csv.Error as err:
+        raise UserError(f"{p}, line {start}: malformed {'TSV' if delim == chr(9) else 'CSV'} ({err}). "
+                        "Check quoting on that line.") from None
+
+
+def _jsonl_records(p: Path, text: str, columns: Sequence[str]) -> Iterator[_Record]:
+    if text.lstrip().startswith("["):
+        raise UserError(f"{p}: is a JSON array; write JSON Lines instead (one object per line).")
+    for n, line in enumerate(text.split("\n"), 1):  # split("\n") keeps line numbers = file lines
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{p}, line {n}: not valid JSON ({err.msg}). Write one JSON object per line.") from None
+        if not isinstance(obj, dict):
+            raise UserError(f"{p}, line {n}: expected a JSON object like "
+                            f'{{"{columns[0]}": ..., "{columns[1]}": ..., "{columns[2]}": ...}}.')
+        if any(c not in obj for c in columns):
+            raise _missing_columns(p, f"line {n}", list(obj), columns)
+        yield (f"line {n}", *(obj[c] for c in columns))
+
+
+def _parquet_records(p: Path, columns: Sequence[str]) -> Iterator[_Record]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UserError(f"{p}: reading Parquet files needs pyarrow: pip install pyarrow") from None
+    try:
+        table = pq.read_table(p)
+    except Exception as err:  # pyarrow raises several types for corrupt files
+        raise UserError(f"{p}: could not read Parquet ({err}). Check the file is a Parquet file.") from None
+    if any(c not in table.column_names for c in columns):
+        raise _missing_columns(p, "schema", table.column_names, columns)
+    data = [table.column(c).to_pylist() for c in columns]
+    for i, (a, b, s) in enumerate(zip(*data)):
+        yield (f"row index {i}", a, b, s)
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def _make_row(p: Path, where: str, a: Any, b: Any, s: Any, scale: str) -> _Row:
+    for col, v in zip(("first text", "second text"), (a, b)):
+        if _is_missing(v):
+            raise UserError(f"{p}, {where}: the {col} is empty. Fill it in or delete the row.")
+    if _is_missing(s):
+        raise UserError(f"{p}, {where}: the score is missing. Add a number or delete the row.")
+    try:
+        if isinstance(s, bool):
+            raise ValueError
+        raw = float(s.strip() if isinstance(s, str) else s)
+    except (TypeError, ValueError):
+        raise UserError(f"{p}, {where}: score {s!r} is not a number. Use a number on the "
+                        f"{scale} scale {_fmt_range(scale)}.") from None
+    lo, hi = SCALES[scale]
+    if not math.isfinite(raw) or not lo <= raw <= hi:
+        fits = [k for k, (l2, h2) in SCALES.items() if k != scale and l2 <= raw <= h2]
+        hint = (f" If the file uses another scale, pass --scale {' or --scale '.join(fits)}."
+                if fits else "")
+        raise UserError(f"{p}, {where}: score {raw:g} is outside {_fmt_range(scale)} allowed for "
+                        f"--scale {scale}.{hint} Scales: "
+                        + ", ".join(f"{k} {_fmt_range(k)}" for k in SCALES) + ".")
+    return _Row(where, str(a).strip(), str(b).strip(), raw, float(to_angular([raw], scale)[0]))
+
+
+def _fmt_range(scale: str) -> str:
+    return "[{:g}, {:g}]".format(*SCALES[scale])
+
+
+def _dedupe(p: Path, rows: list[_Row], mode: str) -> tuple[PairSet, dict[str, int]]:
+    # key: unordered exact texts, so (a, b) and (b, a) are one pair.
+    groups: dict[tuple[str, str], list[_Row]] = {}
+    n_dup = 0
+    for r in rows:
+        g = groups.setdefault((min(r.a, r.b), max(r.a, r.b)), [])
+        if any(abs(q.score - r.score) <= _SCORE_TOL for q in g):
+            n_dup += 1
+            continue
+        if g and mode == "error":
+            q = g[0]
+            raise UserError(
+                f"{p}: {q.where} and {r.where} give the same pair ({r.a!r}, {r.b!r}) different "
+                f"scores ({q.raw:g} vs {r.raw:g}). Fix or delete one, or pass --dedupe mean "
+                "to average them."
+            )
+        g.append(r)
+    n_merged = sum(len(g) - 1 for g in groups.values())
+    firsts = [g[0] for g in groups.values()]  # keeps file order and orientation
+    scores = np.array([np.mean([r.score for r in g]) for g in groups.values()], dtype=np.float32)
+    pairs = PairSet([r.a for r in firsts], [r.b for r in firsts], scores, str(p))
+    dropped = {"exact_duplicate": n_dup}
+    if n_merged:
+        dropped["contradictory_merged"] = n_merged
+    return pairs, dropped
+
+
+def _components(pairs: PairSet) -> list[list[int]]:
+    """Pair indices grouped by connected component of the shared-text graph."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]  # path halving
+            x = parent[x]
+        return x
+
+    norm = [(a.strip().casefold(), b.strip().casefold()) for a, b in zip(pairs.texts_a, pairs.texts_b)]
+    for a, b in norm:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[ra] = rb
+    groups: dict[str, list[int]] = {}
+    for i, (a, _) in enumerate(norm):
+        groups.setdefault(find(a), []).append(i)
+    return list(groups.values())  # ordered by first pair: deterministic
