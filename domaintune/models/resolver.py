@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -50,8 +51,8 @@ def resolve_base(spec: str) -> Path:
         return _download_hub_model(spec)
     raise UserError(
         f"Base model '{spec}' not found: it is not '{EMBEDDED}', not an existing "
-        "SavedModel directory and not a TF-Hub handle or URL. Check the path or pass "
-        f"--base {EMBEDDED}.")
+        "SavedModel directory and not a TF-Hub handle or URL. Check the path or use "
+        f"the embedded '{EMBEDDED}'.")
 
 
 def _looks_like_hub_handle(spec: str) -> bool:
@@ -62,6 +63,8 @@ def _looks_like_hub_handle(spec: str) -> bool:
 def _download_hub_model(spec: str) -> Path:
     hub = tf_runtime.load().hub
     handle = spec if "://" in spec else f"https://tfhub.dev/{spec}"
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(60)  # hub sets none: a silent host would hang forever
     try:
         return Path(hub.resolve(handle))
     except Exception as exc:  # hub raises many types (URLError, OSError, ValueError)
@@ -70,6 +73,8 @@ def _download_hub_model(spec: str) -> Path:
             f"Could not download the TF-Hub model '{spec}' ({reason}). This machine may "
             "have no route to the model hub: download the SavedModel elsewhere and pass "
             f"its local directory, or use the embedded '{EMBEDDED}'.") from None
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def embedded_use_m3(root: Path | None = None) -> Path:

