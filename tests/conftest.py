@@ -45,3 +45,24 @@ def numpy_use():
     from domaintune.models.use_m3 import numpy_reference
 
     return numpy_reference(threads=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny TF-Hub-format SavedModel (trains in milliseconds)."""
+    from tests.tiny_model import build_tiny_saved_model
+
+    return build_tiny_saved_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def run_cli(*args: str, timeout: float = 900, check: bool = True):
+    """Run ``domaintune`` as a real subprocess; return the CompletedProcess."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "domaintune.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"domaintune {' '.join(map(str, args))} exited "
+                             f"{proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -47,13 +47,13 @@ def load_trials(project_dir: Path) -> list[dict[str, Any]]:
     """
     project_dir = _require_project(project_dir)
     trials = []
-    for path in sorted(project_dir.glob("trial_*/trial.json")):
+    for path in sorted(project_dir.glob("trial_*/trial.json"), key=_trial_order):
         state = read_json(path)
         values = state.get("hyperparameters", {}).get("values", {})
         trial = {"trial_id": state["trial_id"], "status": state.get("status"),
                  "hyperparameters": {k: v for k, v in values.items()
                                      if not k.startswith("tuner/")},
-                 "message": _first_line(state.get("message"))}
+                 "message": failure_reason(state.get("message"))}
         metrics = state.get("metrics", {}).get("metrics", {})
         for name, tracked in metrics.items():
             observations = tracked.get("observations") or []
@@ -64,12 +64,27 @@ def load_trials(project_dir: Path) -> list[dict[str, Any]]:
     return trials
 
 
-def _first_line(message: str | None) -> str | None:
-    """KerasTuner stores the whole traceback; the last line says what failed."""
+def _trial_order(path: Path) -> tuple:
+    """Numeric trial-id order: KerasTuner pads ids to the width of --max-trials,
+    so a search resumed with a larger --max-trials mixes "4" and "05"."""
+    trial_id = path.parent.name.removeprefix("trial_")
+    return (0, int(trial_id), "") if trial_id.isdigit() else (1, 0, trial_id)
+
+
+def failure_reason(message: str | None) -> str | None:
+    """KerasTuner stores the whole traceback; its last line says what failed.
+
+    The exception's module path is dropped for a failure we raised ourselves
+    (``FailedTrialError: training diverged ...`` -> ``training diverged ...``).
+    """
     if not message:
         return None
     lines = [line for line in message.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else None
+    if not lines:
+        return None
+    last = lines[-1].strip()
+    prefix = "keras_tuner.src.errors.FailedTrialError: "
+    return last[len(prefix):] if last.startswith(prefix) else last
 
 
 def completed(trials: Sequence[Mapping]) -> list[Mapping]:

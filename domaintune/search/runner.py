@@ -13,7 +13,7 @@ import click
 
 from domaintune.errors import UserError
 from domaintune.search.results import (
-    BASE_METRICS_FILE, CONFIG_FILE, format_table, load_trials, ranked)
+    BASE_METRICS_FILE, CONFIG_FILE, failure_reason, format_table, load_trials, ranked)
 
 # Settings that define a search; resuming with different ones would mix trials
 # that are not comparable.
@@ -65,8 +65,7 @@ class Reporter:
                    if trial.metrics.exists(name)}
         shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None)
         if trial.status != "COMPLETED":
-            reason = (trial.message or "").strip().splitlines()
-            shown = f"FAILED: {reason[-1] if reason else 'unknown error'}"
+            shown = f"FAILED: {failure_reason(trial.message) or 'unknown error'}"
         click.echo(f"Trial {self.done}/{self.total} (#{trial.trial_id})  {shown}  "
                    f"[{seconds:.0f}s, elapsed {_duration(elapsed)}, ETA {_duration(eta)}]")
 
@@ -111,17 +110,19 @@ def run_search(config: SearchConfig, *, overwrite: bool = False) -> Path:
     from domaintune.models.resolver import resolve_base
     from domaintune.search.encoder_state import EncoderState
     from domaintune.search.tensorboard_logging import write_experiment_config
-    from domaintune.search.tuner import SearchData, SiameseTuner, encoder_metrics, make_oracle
+    from domaintune.search.tuner import SearchData, SiameseTuner, make_oracle, planned_trials
 
     encoder = EncoderState(resolve_base(config.base))
     base_metrics = _base_metrics(project_dir, encoder, train, val, sts)
     data = SearchData(train=train, val=val, sts=sts, base_metrics=base_metrics)
-    max_epochs = max(int(p.default) for p in space.params.values() if p.name == "epochs")
+    epochs = space.params["epochs"]
+    max_epochs = int({"choice": lambda: max(epochs.values), "fixed": lambda: epochs.default}
+                     .get(epochs.kind, lambda: epochs.high)())
     oracle = make_oracle(config.tuner, space, max_trials=config.max_trials,
                          max_epochs=max_epochs, seed=config.seed,
                          max_consecutive_failures=config.max_consecutive_failures)
     done = len([t for t in load_trials(project_dir) if t["status"] in ("COMPLETED", "FAILED")])
-    reporter = Reporter(config.max_trials, done, base_metrics)
+    reporter = Reporter(planned_trials(oracle, config.max_trials), done, base_metrics)
     tuner = SiameseTuner(oracle, encoder=encoder, objective=objective, project_dir=project_dir,
                          keep_best=config.keep_best, seed=config.seed, reporter=reporter)
     write_experiment_config(tuner.logdir, space.hparam_specs(),
@@ -136,7 +137,7 @@ def run_search(config: SearchConfig, *, overwrite: bool = False) -> Path:
             raise
         raise UserError(
             f"Stopped after {config.max_consecutive_failures} consecutive failed trials "
-            f"(last: {str(exc).strip().splitlines()[-1]}). Narrow the search space, e.g. "
+            f"(last: {failure_reason(str(exc))}). Narrow the search space, e.g. "
             "--hp learning_rate=1e-6:3e-5, or raise --max-consecutive-failures. "
             f"Finished trials are kept in {project_dir}.") from None
     _print_summary(project_dir, base_metrics)

@@ -81,14 +81,21 @@ class SearchSpace:
 
         For grid search, float ranges without an explicit step get their
         ``grid_step`` so the grid is small and log-spaced (KerasTuner would
-        otherwise sample 10 linear points).
+        otherwise sample 10 linear points), and their default is moved onto
+        the nearest grid point: KerasTuner's grid tries the default first and
+        then every grid value, so an off-grid default (or one differing from
+        a grid value by float round-off, 1e-5 vs 9.999999999999999e-06) would
+        add a near-duplicate value to every combination.
         """
         import keras_tuner as kt
 
         hp = kt.HyperParameters()
         for param in self.params.values():
-            if not grid and param.kind in ("float", "int"):
-                param = replace(param, grid_step=None)
+            if param.kind in ("float", "int"):
+                if not grid:
+                    param = replace(param, grid_step=None)
+                elif param.grid_step is not None:
+                    param = replace(param, default=_nearest_grid_value(param))
             param.declare(hp)
         return hp
 
@@ -117,6 +124,22 @@ class SearchSpace:
                 values = p.values if p.kind == "choice" else (p.default,)
                 specs.append(HParamSpec(p.name, "choice", tuple(values)))
         return specs
+
+
+def _nearest_grid_value(param: Param) -> Any:
+    """The value of ``param``'s KerasTuner grid closest to its default."""
+    import keras_tuner as kt
+
+    probe = kt.HyperParameters()
+    param.declare(probe)
+    grid = list(probe.space[0].values)
+
+    def distance(value):
+        if param.log:
+            return abs(math.log(value) - math.log(param.default))
+        return abs(value - param.default)
+
+    return min(grid, key=distance)
 
 
 def _coerce(param: Param, raw: Any) -> Any:

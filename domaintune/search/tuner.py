@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import keras_tuner as kt
+from keras_tuner.src import config as kt_config  # no public handle for DEBUG
 
 from domaintune import tf_runtime
 from domaintune.data.titles import TUTORIAL_TITLES
@@ -67,9 +68,19 @@ def make_oracle(kind: str, space: SearchSpace, *, max_trials: int, max_epochs: i
     if kind == "grid":
         return kt.oracles.GridSearchOracle(max_trials=max_trials, hyperparameters=hp, **common)
     if kind == "hyperband":
+        # Hyperband sizes itself from max_epochs: it has no max_trials.
         return kt.oracles.HyperbandOracle(max_epochs=max_epochs, factor=3, hyperband_iterations=1,
-                                          max_trials=max_trials, hyperparameters=hp, **common)
+                                          hyperparameters=hp, **common)
     raise ValueError(f"unknown tuner {kind!r}; choose from {TUNERS}")
+
+
+def planned_trials(oracle, max_trials: int) -> int:
+    """How many trials the oracle will run (Hyperband decides for itself)."""
+    if isinstance(oracle, kt.oracles.HyperbandOracle):
+        return oracle.hyperband_iterations * sum(
+            oracle._get_size(b, r) for b in range(oracle._get_num_brackets())
+            for r in range(oracle._get_num_rounds(b)))
+    return max_trials
 
 
 class SiameseTuner(kt.Tuner):
@@ -87,6 +98,9 @@ class SiameseTuner(kt.Tuner):
         super().__init__(oracle=oracle, directory=str(project_dir.parent),
                          project_name=project_dir.name, overwrite=overwrite)
         self.oracle.verbose = 0  # our reporter prints the progress lines
+        # Else KerasTuner prints each failed trial's traceback; the reason is
+        # recorded in the trial and shown on its progress line instead.
+        kt_config.DEBUG = False
 
     # -- paths ---------------------------------------------------------------
     @property
@@ -158,7 +172,13 @@ class SiameseTuner(kt.Tuner):
 
     def on_trial_end(self, trial) -> None:
         try:
-            super().on_trial_end(trial)  # may raise: too many consecutive failures
+            super().on_trial_end(trial)
+        except RuntimeError:
+            # Too many consecutive failures: KerasTuner raises before writing
+            # the last trial, which must still be recorded as failed.
+            self.oracle._save_trial(self.oracle.get_trial(trial.trial_id))
+            self.oracle.save()
+            raise
         finally:
             self.prune_checkpoints()
             if self.reporter is not None:

@@ -1,0 +1,192 @@
+"""The search end to end: real KerasTuner oracles, real training, real files.
+
+Most tests use the tiny TF-Hub-format model (trains in milliseconds) and the
+bundled sample; the slow end-to-end test uses USE-m3 and the shared data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from domaintune.cli import main
+from domaintune.search.results import load_trials
+
+from .conftest import run_cli, shared_path
+
+FAST = ("--hp", "batch_size=32", "--epochs", "1", "--seed", "1")
+
+
+def search(project: Path, base: Path, *extra: str):
+    result = CliRunner().invoke(main, ["search", "--base", str(base), "--sts", "none",
+                                       "--project-dir", str(project), *FAST, *extra])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def test_keep_best_bounds_checkpoints_and_tensorboard_logs(tmp_path, tiny_model_dir):
+    from domaintune.search.tensorboard_logging import read_scalars
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    project = tmp_path / "p"
+    output = search(project, tiny_model_dir, "--max-trials", "4", "--keep-best", "1",
+                    "--hp", "learning_rate=1e-3:1e-1")
+    assert "Trial 4/4" in output and "STS-B not used" in output
+    trials = load_trials(project)
+    assert [t["status"] for t in trials] == ["COMPLETED"] * 4
+    assert all(t["domain_only"] == 1.0 for t in trials)
+    checkpoints = list(project.glob("trial_*/encoder.npz"))
+    best = min(trials, key=lambda t: t["objective"])
+    assert [p.parent.name for p in checkpoints] == [f"trial_{best['trial_id']}"]
+    assert not list(project.rglob("*.index")), "no optimizer/keras checkpoints on disk"
+
+    trial_dir = project / "logs" / best["trial_id"]
+    scalars = read_scalars(trial_dir)
+    for tag in ("loss", "val_loss", "mae", "val_mae", "objective", "val_mse", "domain_term"):
+        assert tag in scalars, tag
+    assert scalars["objective"][-1][1] == pytest.approx(best["objective"], rel=1e-5)
+    acc = EventAccumulator(str(trial_dir), size_guidance={"tensors": 0, "images": 0})
+    acc.Reload()
+    assert "similarity_heatmap" in acc.Tags()["tensors"] + acc.Tags().get("images", [])
+    content = acc.PluginTagToContent("hparams")
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    assert session.session_start_info.hparams["learning_rate"].number_value == \
+        pytest.approx(best["hyperparameters"]["learning_rate"])
+    root = EventAccumulator(str(project / "logs"), size_guidance={"tensors": 0})
+    root.Reload()
+    assert "_hparams_/experiment" in root.PluginTagToContent("hparams")
+
+
+def test_failed_trial_is_recorded_and_search_goes_on(tmp_path, tiny_model_dir):
+    project = tmp_path / "p"
+    output = search(project, tiny_model_dir, "--tuner", "grid", "--max-trials", "2",
+                    "--hp", "learning_rate=1e30,1e-2", "--hp", "clipnorm=1e30",
+                    "--hp", "clip_epsilon=1e-5")
+    trials = {t["hyperparameters"]["learning_rate"]: t for t in load_trials(project)}
+    assert trials[1e30]["status"] == "FAILED"
+    assert "diverged" in trials[1e30]["message"]
+    assert trials[1e-2]["status"] == "COMPLETED"
+    assert "FAILED: " in output
+
+
+def test_consecutive_failures_stop_with_a_clear_error(tmp_path, tiny_model_dir):
+    project = tmp_path / "p"
+    result = CliRunner().invoke(main, [
+        "search", "--base", str(tiny_model_dir), "--sts", "none", "--project-dir", str(project),
+        *FAST, "--max-trials", "5", "--max-consecutive-failures", "2",
+        "--hp", "learning_rate=1e30", "--hp", "clipnorm=1e30"])
+    assert result.exit_code == 1
+    assert "Error: Stopped after 2 consecutive failed trials" in result.output
+    assert "Traceback" not in result.output
+    assert [t["status"] for t in load_trials(project)] == ["FAILED", "FAILED"]
+
+
+def test_hyperband_honours_epoch_budgets_and_warm_starts(tmp_path, tiny_model_dir):
+    project = tmp_path / "p"
+    search(project, tiny_model_dir, "--tuner", "hyperband", "--epochs", "3",
+           "--max-trials", "20", "--hp", "learning_rate=1e-3:1e-1")
+    states = [json.loads(p.read_text()) for p in sorted(project.glob("trial_*/trial.json"))]
+    values = [s["hyperparameters"]["values"] for s in states]
+    assert {v["tuner/epochs"] for v in values} == {1, 3}
+    children = [v for v in values if v.get("tuner/trial_id")]
+    assert children, "hyperband promoted no trial"
+    for child, state in zip(values, states):
+        if not child.get("tuner/trial_id"):
+            continue
+        assert child["tuner/initial_epoch"] == 1
+        metrics = state["metrics"]["metrics"]
+        # Warm-started from its parent: trains only the remaining epochs.
+        assert metrics["epochs_run"]["observations"][-1]["value"][0] <= 2
+
+
+def test_resume_after_kill_keeps_finished_trials(tmp_path, tiny_model_dir):
+    project = tmp_path / "p"
+    args = [sys.executable, "-m", "domaintune.cli", "search", "--base", str(tiny_model_dir),
+            "--sts", "none", "--project-dir", str(project), *FAST, "--max-trials", "3",
+            "--hp", "learning_rate=1e-3:1e-1"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        first = project / "trial_0" / "trial.json"
+        while time.monotonic() < deadline:
+            if first.exists() and json.loads(first.read_text())["status"] == "COMPLETED":
+                break
+            assert proc.poll() is None, proc.stdout.read().decode()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    finished = {t["trial_id"]: t for t in load_trials(project) if t["status"] == "COMPLETED"}
+    assert "0" in finished and len(finished) < 3
+
+    output = run_cli(*args[3:]).stdout
+    assert "Resuming" in output
+    trials = {t["trial_id"]: t for t in load_trials(project)}
+    assert sum(t["status"] == "COMPLETED" for t in trials.values()) == 3
+    for trial_id, before in finished.items():  # not repeated: same values, same metrics
+        assert trials[trial_id]["objective"] == before["objective"]
+        assert trials[trial_id]["hyperparameters"] == before["hyperparameters"]
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, tiny_model_dir):
+    project = tmp_path / "p"
+    search(project, tiny_model_dir, "--max-trials", "1")
+    result = CliRunner().invoke(main, ["search", "--base", str(tiny_model_dir), "--sts", "none",
+                                       "--project-dir", str(project), *FAST, "--seed", "7"])
+    assert result.exit_code == 1 and "different settings (seed)" in result.output
+    search(project, tiny_model_dir, "--max-trials", "1", "--seed", "7", "--overwrite")
+
+
+@pytest.mark.slow
+def test_end_to_end_use_m3_search_results_export(tmp_path):
+    seed = shared_path("seed", "training_data.csv")
+    sts = shared_path("stsbenchmark")
+    project, export = tmp_path / "search", tmp_path / "export"
+    run_cli("search", "--train", seed, "--sts", sts, "--max-trials", "2", "--epochs", "1",
+            "--project-dir", project, "--hp", "learning_rate=1e-5:5e-5")
+    trials = json.loads(run_cli("results", project, "--json").stdout)
+    assert [t["status"] for t in trials] == ["COMPLETED", "COMPLETED"]
+    for trial in trials:
+        for metric in ("val_mse", "sts_pearson", "objective", "domain_term", "sts_term"):
+            assert np.isfinite(trial[metric]), metric
+    best = min(trials, key=lambda t: t["objective"])
+
+    run_cli("export", project, "--out", export)
+    card = json.loads((export / "model_card.json").read_text())
+    assert card["trial_id"] == best["trial_id"] and card["base_model"] == "use-m3"
+    assert card["hyperparameters"] == best["hyperparameters"]
+
+    # In a fresh process: the export equals the best trial's encoder...
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import sys, numpy as np\n"
+        "from domaintune import tf_runtime\n"
+        "rt = tf_runtime.load()\n"
+        "texts = ['Data Scientist', 'Krankenpfleger', 'chef de cuisine', '']\n"
+        "a = rt.hub.KerasLayer(sys.argv[1])(rt.tf.constant(texts)).numpy()\n"
+        "b = rt.tf.saved_model.load(sys.argv[1])(rt.tf.constant(texts)).numpy()\n"
+        "from domaintune.models.resolver import resolve_base\n"
+        "from domaintune.search.encoder_state import EncoderState\n"
+        "enc = EncoderState(resolve_base('use-m3'))\n"
+        "enc.load_weights(sys.argv[2])\n"
+        "c = enc.module(rt.tf.constant(texts)).numpy()\n"
+        "print(float(abs(a - c).max()), float(abs(b - c).max()))\n")
+    checkpoint = project / f"trial_{best['trial_id']}" / "encoder.npz"
+    out = subprocess.run([sys.executable, str(probe), str(export), str(checkpoint)],
+                         capture_output=True, text=True, timeout=600, check=True)
+    diffs = [float(x) for x in out.stdout.split()[-2:]]
+    assert max(diffs) < 1e-6
+    # ...and evaluating it reproduces the trial's STS-B Pearson.
+    evaluated = json.loads(run_cli("evaluate", "--model", export, "--sts", sts, "--json").stdout)
+    assert evaluated["sts_pearson"] == pytest.approx(best["sts_pearson"], abs=1e-4)
