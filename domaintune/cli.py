@@ -23,6 +23,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except UserError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted. A search resumes when you rerun the same command "
+                       "(the running trial starts over).", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=_Group)

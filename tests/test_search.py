@@ -190,3 +190,32 @@ def test_end_to_end_use_m3_search_results_export(tmp_path):
     # ...and evaluating it reproduces the trial's STS-B Pearson.
     evaluated = json.loads(run_cli("evaluate", "--model", export, "--sts", sts, "--json").stdout)
     assert evaluated["sts_pearson"] == pytest.approx(best["sts_pearson"], abs=1e-4)
+
+
+def test_build_model_from_hyperparameters(tiny_model_dir):
+    import keras_tuner as kt
+
+    from domaintune import tf_runtime
+    from domaintune.models.encoder import load_encoder_layer
+    from domaintune.models.siamese import build_model
+    from domaintune.search.space import SearchSpace
+
+    rt = tf_runtime.load()
+    space = SearchSpace().with_overrides({"clip_epsilon": [1e-3], "learning_rate": [3e-4]})
+    hp = kt.HyperParameters()
+    model = build_model(hp, load_encoder_layer(tiny_model_dir, trainable=True), space)
+    assert hp.values["clip_epsilon"] == 1e-3 and hp.values["batch_size"] == 16
+    assert float(model.optimizer.learning_rate) == pytest.approx(3e-4)
+    assert model.optimizer.clipnorm == pytest.approx(1.0)
+    # One shared encoder: the same texts on both sides give cos = 1, clipped.
+    same = model.predict([rt.tf.constant(["nurse", "chef"]), rt.tf.constant(["nurse", "chef"])],
+                         verbose=0)
+    assert same == pytest.approx(1 - np.arccos(1 - 1e-3) / np.pi, abs=1e-5)
+    assert len(model.trainable_variables) == 2  # the tiny model's two, not two copies
+
+
+def test_bayesian_search_completes(tmp_path, tiny_model_dir):
+    project = tmp_path / "p"
+    search(project, tiny_model_dir, "--tuner", "bayesian", "--max-trials", "3",
+           "--hp", "learning_rate=1e-3:1e-1")
+    assert [t["status"] for t in load_trials(project)] == ["COMPLETED"] * 3

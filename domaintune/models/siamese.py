@@ -37,8 +37,15 @@ def build_siamese(encoder, *, learning_rate: float, clipnorm: float,
     return model
 
 
-def build_from_hyperparameters(encoder, values: Mapping[str, Any]):
-    """Build the siamese model from a trial's hyperparameter values."""
+def build_model(hp, encoder, space=None):
+    """The KerasTuner build function: ``HyperParameters`` -> compiled model.
+
+    Declares the search space on ``hp`` (values already set, as in a trial,
+    are kept) and builds the siamese model around ``encoder`` with them.
+    """
+    from domaintune.search.space import SearchSpace
+
+    values: Mapping[str, Any] = (space or SearchSpace()).declare(hp)
     return build_siamese(encoder, learning_rate=float(values["learning_rate"]),
                          clipnorm=float(values["clipnorm"]),
                          clip_epsilon=float(values["clip_epsilon"]))

@@ -102,17 +102,19 @@ def run_search(config: SearchConfig, *, overwrite: bool = False) -> Path:
     config.val_sha256 = file_sha256(config.val) if config.val else None
     config.sts_source = sts.source if sts is not None else None
     config.space = space.summary()
-    project_dir = Path(config.project_dir)
-    _prepare_project_dir(project_dir, config, overwrite)
-    click.echo(f"Search space: {config.space}")
-
-    # Import the heavy stack only once the inputs are known to be good.
+    # Import the heavy stack only once the inputs are known to be good, and
+    # resolve the base before touching the project dir (a bad --base must
+    # leave nothing behind).
     from domaintune.models.resolver import resolve_base
     from domaintune.search.encoder_state import EncoderState
     from domaintune.search.tensorboard_logging import write_experiment_config
     from domaintune.search.tuner import SearchData, SiameseTuner, make_oracle, planned_trials
 
-    encoder = EncoderState(resolve_base(config.base))
+    base_dir = resolve_base(config.base)
+    project_dir = Path(config.project_dir)
+    _prepare_project_dir(project_dir, config, overwrite)
+    click.echo(f"Search space: {config.space}")
+    encoder = EncoderState(base_dir)
     base_metrics = _base_metrics(project_dir, encoder, train, val, sts)
     data = SearchData(train=train, val=val, sts=sts, base_metrics=base_metrics)
     epochs = space.params["epochs"]
@@ -123,7 +125,8 @@ def run_search(config: SearchConfig, *, overwrite: bool = False) -> Path:
                          max_consecutive_failures=config.max_consecutive_failures)
     done = len([t for t in load_trials(project_dir) if t["status"] in ("COMPLETED", "FAILED")])
     reporter = Reporter(planned_trials(oracle, config.max_trials), done, base_metrics)
-    tuner = SiameseTuner(oracle, encoder=encoder, objective=objective, project_dir=project_dir,
+    tuner = SiameseTuner(oracle, encoder=encoder, objective=objective, space=space,
+                         project_dir=project_dir,
                          keep_best=config.keep_best, seed=config.seed, reporter=reporter)
     write_experiment_config(tuner.logdir, space.hparam_specs(),
                             ["objective", "val_mse", "val_spearman", "sts_pearson",

@@ -20,7 +20,7 @@ from keras_tuner.src import config as kt_config  # no public handle for DEBUG
 from domaintune import tf_runtime
 from domaintune.data.titles import TUTORIAL_TITLES
 from domaintune.evaluation import pair_metrics, sts_metrics
-from domaintune.models.siamese import build_from_hyperparameters, pair_dataset
+from domaintune.models.siamese import build_model, pair_dataset
 from domaintune.objectives import Objective
 from domaintune.search.encoder_state import CHECKPOINT_NAME, EncoderState
 from domaintune.search.space import SearchSpace
@@ -87,9 +87,10 @@ class SiameseTuner(kt.Tuner):
     """Runs each trial as a siamese fine-tuning of the in-memory base encoder."""
 
     def __init__(self, oracle, *, encoder: EncoderState, objective: Objective,
-                 project_dir: Path, keep_best: int = 1, seed: int = 0,
+                 space: SearchSpace, project_dir: Path, keep_best: int = 1, seed: int = 0,
                  overwrite: bool = False, reporter=None):
         self.encoder = encoder
+        self.space = space
         self.objective = objective
         self.keep_best = keep_best
         self.seed = seed
@@ -119,7 +120,8 @@ class SiameseTuner(kt.Tuner):
         initial_epoch = self._warm_start(values)
         epochs = int(values.get("tuner/epochs", values["epochs"]))
 
-        model = build_from_hyperparameters(self.encoder.keras_layer(trainable=True), values)
+        model = build_model(trial.hyperparameters, self.encoder.keras_layer(trainable=True),
+                            self.space)
         batch_size = int(values["batch_size"])
         train = pair_dataset(data.train, batch_size, shuffle=True, seed=self.seed)
         val = pair_dataset(data.val, batch_size, shuffle=False)

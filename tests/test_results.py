@@ -1,0 +1,264 @@
+"""Reading a search project: trials written by real KerasTuner oracles (no training)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from domaintune.cli import main
+from domaintune.errors import UserError
+from domaintune.search.results import (
+    BASE_METRICS_FILE,
+    CONFIG_FILE,
+    best_trial,
+    format_table,
+    load_base_metrics,
+    load_trials,
+    ranked,
+)
+from domaintune.search.space import SearchSpace, parse_hp_options
+from domaintune.search.tuner import make_oracle
+
+BASE = {"val_mse": 0.05, "val_pearson": 0.6, "val_spearman": 0.7, "sts_pearson": 0.80}
+TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File ".../keras_tuner/src/engine/base_tuner.py", line 274, in _try_run_and_update_trial\n'
+    "    self._run_and_update_trial(trial, *fit_args, **fit_kwargs)\n"
+    '  File ".../domaintune/search/tuner.py", line 120, in run_trial\n'
+    "    raise kt.errors.FailedTrialError(\n"
+    "keras_tuner.src.errors.FailedTrialError: training diverged (loss [nan]); "
+    "lower learning_rate or clipnorm\n\n")
+REASON = "training diverged (loss [nan]); lower learning_rate or clipnorm"
+
+# Per trial: the metrics reported at each step (the last step's values count),
+# or None for a failed trial.
+REPORTS = [
+    [{"objective": 0.9, "val_mse": 0.045, "val_spearman": 0.71, "sts_pearson": 0.79},
+     {"objective": 0.3, "val_mse": 0.020, "val_spearman": 0.85, "sts_pearson": 0.78,
+      "domain_term": 0.3, "epochs_run": 2.0}],
+    None,
+    [{"objective": 0.1, "val_mse": 0.030, "val_spearman": 0.80, "sts_pearson": 0.82}],
+    [{"objective": 0.5, "val_mse": 0.040, "val_spearman": 0.75, "sts_pearson": 0.70}],
+]
+
+
+def oracle_for(kind: str, project_dir: Path, max_trials: int, *hp: str):
+    space = SearchSpace().with_overrides(parse_hp_options(hp))
+    oracle = make_oracle(kind, space, max_trials=max_trials, max_epochs=2, seed=3,
+                         max_consecutive_failures=3)
+    oracle._set_project_dir(str(project_dir.parent), project_dir.name)
+    oracle.verbose = 0
+    return oracle
+
+
+def run_trial(oracle, reports: list[dict] | None):
+    """One trial through the oracle, as SiameseTuner's search loop would run it."""
+    trial = oracle.create_trial("tuner0")
+    assert trial.status == "RUNNING"
+    if reports is None:
+        trial.status = "FAILED"
+        trial.message = TRACEBACK
+    else:
+        for step, metrics in enumerate(reports):
+            oracle.update_trial(trial.trial_id, metrics, step=step)
+        trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+    oracle.save()  # as BaseTuner.on_trial_end does, once the trial is no longer ongoing
+    return trial
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    project_dir = tmp_path_factory.mktemp("runs") / "search"
+    oracle = oracle_for("random", project_dir, len(REPORTS), "epochs=3", "batch_size=8,16")
+    for reports in REPORTS:
+        run_trial(oracle, reports)
+    (project_dir / CONFIG_FILE).write_text("{}")
+    (project_dir / BASE_METRICS_FILE).write_text(json.dumps(BASE))
+    return project_dir
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(map(str, args)))
+
+
+# -- load_trials ----------------------------------------------------------------
+
+def test_keras_tuner_wrote_its_own_trial_files(project):
+    assert sorted(p.parent.name for p in project.glob("trial_*/trial.json")) == [
+        "trial_0", "trial_1", "trial_2", "trial_3"]
+    assert (project / "oracle.json").is_file()
+
+
+def test_load_trials(project):
+    trials = load_trials(project)
+    assert [t["trial_id"] for t in trials] == ["0", "1", "2", "3"]
+    assert [t["status"] for t in trials] == ["COMPLETED", "FAILED", "COMPLETED", "COMPLETED"]
+    for t in trials:
+        assert set(t["hyperparameters"]) == {"learning_rate", "clipnorm", "clip_epsilon",
+                                             "batch_size", "epochs"}
+        assert t["hyperparameters"]["epochs"] == 3
+        assert t["hyperparameters"]["batch_size"] in (8, 16)
+        assert 1e-6 <= t["hyperparameters"]["learning_rate"] <= 1e-4
+    first = trials[0]
+    # The last reported value of each metric, not the first.
+    assert first["objective"] == 0.3 and first["val_mse"] == 0.02
+    assert first["sts_pearson"] == 0.78 and first["val_spearman"] == 0.85
+    assert first["domain_term"] == 0.3 and first["epochs_run"] == 2.0
+    assert first["message"] is None
+    failed = trials[1]
+    assert failed["objective"] is None
+    assert "val_mse" not in failed
+    # Only the traceback's last line: what failed.
+    assert failed["message"].endswith(REASON)
+    assert "\n" not in failed["message"] and "Traceback" not in failed["message"]
+
+
+def test_ranked_and_best(project):
+    trials = load_trials(project)
+    assert [t["trial_id"] for t in ranked(trials)] == ["2", "0", "3"]
+    best = best_trial(project)
+    assert best["trial_id"] == "2" and best["objective"] == 0.1
+
+
+def test_base_metrics(project, tmp_path):
+    assert load_base_metrics(project) == BASE
+    assert load_base_metrics(tmp_path) == {}
+
+
+def test_format_table(project):
+    table = format_table(load_trials(project), load_base_metrics(project))
+    lines = table.splitlines()
+    assert lines[0].split()[:8] == ["trial", "status", "objective", "val_mse", "val_spearman",
+                                    "sts_pearson", "Δval_mse", "Δsts"]
+    base_row = lines[1].split()
+    assert base_row[:6] == ["base", "-", "-", "0.0500", "0.7000", "0.8000"]
+    assert lines[1].endswith("(untuned)")
+    rows = {line.split()[0]: line for line in lines[2:]}
+    assert list(rows) == ["0", "1", "2", "3"]
+    # trial 0: val_mse 0.02 - 0.05, sts 0.78 - 0.80.
+    assert rows["0"].split()[1:8] == ["COMPLETED", "0.3000", "0.0200", "0.8500", "0.7800",
+                                      "-0.0300", "-0.0200"]
+    assert rows["2"].split()[6:8] == ["-0.0200", "+0.0200"]
+    assert "batch_size=" in rows["0"] and "epochs=3" in rows["0"]
+    assert rows["1"].split()[1:8] == ["FAILED", "-", "-", "-", "-", "-", "-"]
+    assert f"({REASON})" in rows["1"] or REASON in rows["1"]
+
+
+def test_format_table_without_base(project):
+    table = format_table(load_trials(project), {})
+    assert "base" not in table and "(untuned)" not in table
+    assert len(table.splitlines()) == 5
+
+
+# -- the `results` command ------------------------------------------------------
+
+def test_results_table_cli(project):
+    result = invoke("results", project)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == format_table(load_trials(project), BASE) + "\n"
+
+
+def test_results_json_cli(project):
+    result = invoke("results", project, "--json")
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert listed == load_trials(project)
+    assert [t["trial_id"] for t in listed] == ["0", "1", "2", "3"]
+    assert listed[1]["status"] == "FAILED" and listed[1]["objective"] is None
+
+
+def test_results_pareto_cli(project):
+    # 0 (mse 0.02, sts 0.78) and 2 (mse 0.03, sts 0.82) trade off; 3 is dominated
+    # by both; the failed trial 1 has no metrics.
+    result = invoke("results", project, "--json", "--pareto")
+    assert result.exit_code == 0, result.output
+    assert [t["trial_id"] for t in json.loads(result.stdout)] == ["0", "2"]
+    table = invoke("results", project, "--pareto")
+    assert table.exit_code == 0
+    assert [line.split()[0] for line in table.stdout.splitlines()[1:]] == ["base", "0", "2"]
+
+
+@pytest.mark.parametrize("make_dir", [
+    lambda tmp: tmp,  # an existing folder without search_config.json
+    lambda tmp: tmp / "does-not-exist",
+])
+def test_results_on_a_non_project_dir(tmp_path, make_dir):
+    (tmp_path / "trial_0").mkdir()
+    target = make_dir(tmp_path)
+    result = invoke("results", target)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ")
+    assert f"'{target}' is not a domaintune search directory (no {CONFIG_FILE})" in result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, UserError)  # handled, not escaped
+    with pytest.raises(UserError, match="not a domaintune search directory"):
+        load_trials(target)
+
+
+def test_results_on_a_damaged_trial_file(tmp_path):
+    (tmp_path / CONFIG_FILE).write_text("{}")
+    (tmp_path / "trial_0").mkdir()
+    (tmp_path / "trial_0" / "trial.json").write_text('{"trial_id": "0", ')
+    result = invoke("results", tmp_path)
+    assert result.exit_code == 1
+    assert "Error: Cannot read" in result.output and "may be damaged" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_project_without_trials(tmp_path):
+    (tmp_path / CONFIG_FILE).write_text("{}")
+    assert load_trials(tmp_path) == []
+    result = invoke("results", tmp_path)
+    assert result.exit_code == 0 and result.stdout == "No trials yet.\n"
+    assert json.loads(invoke("results", tmp_path, "--json").stdout) == []
+    with pytest.raises(UserError, match="No completed trial"):
+        best_trial(tmp_path)
+
+
+def test_only_failed_trials_have_no_best(tmp_path):
+    project_dir = tmp_path / "search"
+    oracle = oracle_for("random", project_dir, 5)
+    run_trial(oracle, None)
+    (project_dir / CONFIG_FILE).write_text("{}")
+    assert [t["status"] for t in load_trials(project_dir)] == ["FAILED"]
+    assert ranked(load_trials(project_dir)) == []
+    with pytest.raises(UserError, match="No completed trial in"):
+        best_trial(project_dir)
+
+
+# -- KerasTuner specifics ---------------------------------------------------------
+
+def test_hyperband_internal_keys_are_dropped(tmp_path):
+    project_dir = tmp_path / "search"
+    oracle = oracle_for("hyperband", project_dir, 0)
+    trial = run_trial(oracle, [{"objective": 0.2, "val_mse": 0.01}])
+    (project_dir / CONFIG_FILE).write_text("{}")
+    raw = json.loads((project_dir / f"trial_{trial.trial_id}" / "trial.json").read_text())
+    assert any(k.startswith("tuner/") for k in raw["hyperparameters"]["values"])
+    (loaded,) = load_trials(project_dir)
+    assert not any(k.startswith("tuner/") for k in loaded["hyperparameters"])
+    assert "learning_rate" in loaded["hyperparameters"]
+    assert loaded["objective"] == 0.2
+
+
+def test_trials_stay_in_id_order_when_resumed_with_more_trials(tmp_path):
+    # KerasTuner pads trial ids to the width of max_trials: a search of 3 trials
+    # resumed with --max-trials 12 continues with "03", which sorts before "1".
+    project_dir = tmp_path / "search"
+    first = oracle_for("random", project_dir, 3)
+    for objective in (0.3, 0.2, 0.1):
+        run_trial(first, [{"objective": objective}])
+    resumed = oracle_for("random", project_dir, 12)
+    resumed.reload()
+    run_trial(resumed, [{"objective": 0.05}])
+    (project_dir / CONFIG_FILE).write_text("{}")
+    assert sorted(p.name for p in project_dir.glob("trial_*")) == [
+        "trial_0", "trial_03", "trial_1", "trial_2"]
+    trials = load_trials(project_dir)
+    assert [t["trial_id"] for t in trials] == ["0", "1", "2", "03"]
+    assert [t["objective"] for t in trials] == [0.3, 0.2, 0.1, 0.05]
+    assert best_trial(project_dir)["trial_id"] == "03"
