@@ -54,27 +54,32 @@ STS_HELP = ("STS Benchmark: 'auto' (DOMAINTUNE_STS_DIR, the cache, or a download
               help="Write a cosine-similarity heatmap PNG of --titles (default: the tutorial's nine).")
 @click.option("--titles", "titles_path", type=click.Path(path_type=Path),
               help="Text file, one title per line, for --heatmap.")
+@click.option("--retrieval", "retrieval_path", type=click.Path(path_type=Path),
+              help="ESCO occupations export or query,target CSV: report retrieval recall@1/@5 and MRR.")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def evaluate(model_spec: str, sts_spec: str, split: str, pairs_path: Path | None,
              heatmap_path: Path | None, titles_path: Path | None, batch_size: int,
-             as_json: bool) -> None:
-    """Score an encoder on STS-B and, optionally, on domain pairs."""
+             as_json: bool, retrieval_path: Path | None) -> None:
+    """Score an encoder on STS-B and, optionally, on domain pairs and retrieval."""
     from domaintune.data.pairs import load_pairs
     from domaintune.data.sts import load_sts
     from domaintune.data.titles import TUTORIAL_TITLES, read_titles
     from domaintune.evaluation import pair_metrics, sts_metrics
     from domaintune.models.encoder import batched_encoder, load_encoder_layer
     from domaintune.models.resolver import resolve_base
+    from domaintune.retrieval import load_retrieval_set, retrieval_metrics
 
     # Read every input before the (slow) model load, so mistakes surface at once.
     sts = load_sts(sts_spec, split)
     pairs = load_pairs(pairs_path)[0] if pairs_path else None
+    rset = load_retrieval_set(retrieval_path) if retrieval_path else None
     titles = read_titles(titles_path) if titles_path else list(TUTORIAL_TITLES)
     if heatmap_path and not heatmap_path.parent.is_dir():
         raise UserError(f"--heatmap: folder '{heatmap_path.parent}' does not exist; create it first.")
-    if sts is None and pairs is None and heatmap_path is None:
-        raise UserError("Nothing to evaluate: with --sts none, pass --pairs CSV or --heatmap PNG.")
+    if sts is None and pairs is None and rset is None and heatmap_path is None:
+        raise UserError("Nothing to evaluate: with --sts none, pass --pairs CSV, "
+                        "--retrieval CSV or --heatmap PNG.")
 
     encode = batched_encoder(load_encoder_layer(resolve_base(model_spec)), batch_size)
     result: dict[str, object] = {"model": model_spec}
@@ -82,6 +87,8 @@ def evaluate(model_spec: str, sts_spec: str, split: str, pairs_path: Path | None
         result.update(sts_metrics(encode, sts), sts_split=split, sts_source=sts.source)
     if pairs is not None:
         result.update(pair_metrics(encode, pairs), pairs_source=str(pairs_path))
+    if rset is not None:
+        result.update(retrieval_metrics(encode, rset), retrieval_source=str(retrieval_path))
     if heatmap_path:
         from domaintune.plotting import cosine_similarity_matrix, save_similarity_heatmap
 
@@ -198,6 +205,16 @@ def _print_result(result: dict, as_json: bool) -> None:
         shown = f"{value:.4f}" if isinstance(value, float) else value
         click.echo(f"{key:<{width}}  {shown}")
 
+
+def _register_data_commands() -> None:
+    try:
+        from domaintune.data.cli_data import data
+    except ImportError:  # the data builders are optional extras of a partial checkout
+        return
+    main.add_command(data)
+
+
+_register_data_commands()
 
 if __name__ == "__main__":
     main()
