@@ -39,6 +39,25 @@ def main(verbose: bool) -> None:
     logging.getLogger("domaintune").setLevel(logging.INFO)
 
 
+def pair_format_options(command):
+    """--columns/--scale/--dedupe: how pair files are read (search and evaluate)."""
+    command = click.option("--dedupe", type=click.Choice(["error", "mean"]), default="error",
+                           show_default=True,
+                           help="Same pair with different scores: an error, or average them.")(command)
+    command = click.option("--scale", type=click.Choice(["angular", "sts", "cosine"]),
+                           default="angular", show_default=True,
+                           help="Score scale of pair files: angular [0,1], sts 0-5, cosine -1..1 "
+                                "(converted to angular).")(command)
+    return click.option("--columns", metavar="BASE,REF,SCORE", default="base,ref,similarity",
+                        show_default=True, help="Column names of pair files.")(command)
+
+
+def _pair_format(columns: str, scale: str, dedupe: str) -> dict:
+    from domaintune.data.pairs import parse_columns
+
+    return {"columns": list(parse_columns(columns)), "scale": scale, "dedupe": dedupe}
+
+
 STS_HELP = ("STS Benchmark: 'auto' (DOMAINTUNE_STS_DIR, the cache, or a download), a folder "
             "with sts-dev.csv/sts-test.csv, the Stsbenchmark.tar.gz archive, one CSV, or 'none'.")
 
@@ -58,7 +77,9 @@ STS_HELP = ("STS Benchmark: 'auto' (DOMAINTUNE_STS_DIR, the cache, or a download
               help="ESCO occupations export or query,target CSV: report retrieval recall@1/@5 and MRR.")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def evaluate(model_spec: str, sts_spec: str, split: str, pairs_path: Path | None,
+@pair_format_options
+def evaluate(columns: str, scale: str, dedupe: str, model_spec: str, sts_spec: str, split: str,
+             pairs_path: Path | None,
              heatmap_path: Path | None, titles_path: Path | None, batch_size: int,
              as_json: bool, retrieval_path: Path | None) -> None:
     """Score an encoder on STS-B and, optionally, on domain pairs and retrieval."""
@@ -72,7 +93,7 @@ def evaluate(model_spec: str, sts_spec: str, split: str, pairs_path: Path | None
 
     # Read every input before the (slow) model load, so mistakes surface at once.
     sts = load_sts(sts_spec, split)
-    pairs = load_pairs(pairs_path)[0] if pairs_path else None
+    pairs = load_pairs(pairs_path, **_pair_format(columns, scale, dedupe))[0] if pairs_path else None
     rset = load_retrieval_set(retrieval_path) if retrieval_path else None
     titles = read_titles(titles_path) if titles_path else list(TUTORIAL_TITLES)
     if heatmap_path and not heatmap_path.parent.is_dir():
@@ -130,7 +151,8 @@ def evaluate(model_spec: str, sts_spec: str, split: str, pairs_path: Path | None
               help="Fix or narrow a hyperparameter (repeatable).")
 @click.option("--hp-file", type=click.Path(path_type=Path),
               help="YAML/JSON mapping of hyperparameter overrides.")
-def search(train_path, val_path, val_split, base, sts_spec, tuner, max_trials, epochs,
+@pair_format_options
+def search(columns, scale, dedupe, train_path, val_path, val_split, base, sts_spec, tuner, max_trials, epochs,
            objective, objective_weight, tolerance, project_dir, overwrite, keep_best, seed,
            max_consecutive_failures, hp_options, hp_file) -> None:
     """Search for the best fine-tuning of --base on domain pairs.
@@ -151,7 +173,8 @@ def search(train_path, val_path, val_split, base, sts_spec, tuner, max_trials, e
         val_split=val_split, base=base, sts=sts_spec, tuner=tuner, max_trials=max_trials,
         objective=objective, objective_weight=objective_weight, tolerance=tolerance,
         project_dir=str(project_dir), keep_best=keep_best, seed=seed,
-        max_consecutive_failures=max_consecutive_failures, hp_overrides=overrides)
+        max_consecutive_failures=max_consecutive_failures, hp_overrides=overrides,
+        pair_format=_pair_format(columns, scale, dedupe))
     run_search(config, overwrite=overwrite)
 
 

@@ -219,3 +219,27 @@ def test_bayesian_search_completes(tmp_path, tiny_model_dir):
     search(project, tiny_model_dir, "--tuner", "bayesian", "--max-trials", "3",
            "--hp", "learning_rate=1e-3:1e-1")
     assert [t["status"] for t in load_trials(project)] == ["COMPLETED"] * 3
+
+
+def test_search_reads_other_columns_and_scales_and_resumes(tmp_path, tiny_model_dir):
+    import csv
+
+    from domaintune.data.pairs import load_pairs, sample_path
+
+    pairs, _ = load_pairs(sample_path())
+    tsv = tmp_path / "pairs.tsv"
+    with open(tsv, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, delimiter="\t")
+        writer.writerow(["left", "right", "sts_score"])
+        for a, b, score in zip(pairs.texts_a, pairs.texts_b, pairs.scores):
+            # angular -> cosine -> STS 0..5 (the inverse of --scale sts)
+            writer.writerow([a, b, round(float(np.cos((1 - score) * np.pi)) * 5, 6)])
+    project = tmp_path / "p"
+    args = ("--train", str(tsv), "--columns", "left,right,sts_score", "--scale", "sts",
+            "--max-trials", "1")
+    search(project, tiny_model_dir, *args)
+    config = json.loads((project / "search_config.json").read_text())
+    assert config["pair_format"] == {"columns": ["left", "right", "sts_score"], "scale": "sts",
+                                     "dedupe": "error"}
+    output = search(project, tiny_model_dir, *args)  # same settings: resumes, nothing to do
+    assert "different settings" not in output

@@ -17,7 +17,7 @@ from domaintune.search.results import (
 
 # Settings that define a search; resuming with different ones would mix trials
 # that are not comparable.
-RESUME_KEYS = ("base", "train_sha256", "val_sha256", "val_split", "seed", "sts_source",
+RESUME_KEYS = ("base", "train_sha256", "val_sha256", "val_split", "pair_format", "seed", "sts_source",
                "objective", "objective_weight", "tolerance", "tuner", "space")
 
 
@@ -40,6 +40,7 @@ class SearchConfig:
     seed: int = 0
     max_consecutive_failures: int = 3
     hp_overrides: dict[str, Any] = field(default_factory=dict)
+    pair_format: dict[str, Any] = field(default_factory=dict)  # columns/scale/dedupe
     # Filled in by run_search:
     train_sha256: str = ""
     val_sha256: str | None = None
@@ -85,10 +86,10 @@ def run_search(config: SearchConfig, *, overwrite: bool = False) -> Path:
     space = SearchSpace(SEARCH_SPACE).with_overrides(config.hp_overrides)
     objective = get_objective(config.objective, weight=config.objective_weight,
                               tolerance=config.tolerance)
-    train, report = load_pairs(config.train)
+    train, report = load_pairs(config.train, **config.pair_format)
     click.echo(report.summary())
     if config.val:
-        val, val_report = load_pairs(config.val)
+        val, val_report = load_pairs(config.val, **config.pair_format)
         click.echo(val_report.summary())
     else:
         train, val = split_pairs(train, config.val_split, config.seed)
