@@ -136,6 +136,10 @@ def evaluate(columns: str, scale: str, dedupe: str, model_spec: str, sts_spec: s
               help="Maximum epochs per trial (early stopping on val_loss); same as --hp epochs=N. [default: 2]")
 @click.option("--objective", default="guarded", show_default=True,
               help="guarded (domain fit + STS-B guard), val_mse, or sts_pearson.")
+@click.option("--domain-metric", type=click.Choice(["mse", "spearman", "retrieval"]),
+              default="mse", show_default=True,
+              help="What the objective reads of the validation pairs: val MSE, Spearman, or "
+                   "retrieval recall@1 (pairs at score 1.0 as query -> target).")
 @click.option("--objective-weight", default=1.0, show_default=True, type=float,
               help="Weight of the STS-B term in the guarded objective.")
 @click.option("--tolerance", default=0.005, show_default=True, type=float,
@@ -153,7 +157,7 @@ def evaluate(columns: str, scale: str, dedupe: str, model_spec: str, sts_spec: s
               help="YAML/JSON mapping of hyperparameter overrides.")
 @pair_format_options
 def search(columns, scale, dedupe, train_path, val_path, val_split, base, sts_spec, tuner, max_trials, epochs,
-           objective, objective_weight, tolerance, project_dir, overwrite, keep_best, seed,
+           objective, domain_metric, objective_weight, tolerance, project_dir, overwrite, keep_best, seed,
            max_consecutive_failures, hp_options, hp_file) -> None:
     """Search for the best fine-tuning of --base on domain pairs.
 
@@ -171,7 +175,8 @@ def search(columns, scale, dedupe, train_path, val_path, val_split, base, sts_sp
     config = SearchConfig(
         train=str(train_path or sample_path()), val=str(val_path) if val_path else None,
         val_split=val_split, base=base, sts=sts_spec, tuner=tuner, max_trials=max_trials,
-        objective=objective, objective_weight=objective_weight, tolerance=tolerance,
+        objective=objective, domain_metric=domain_metric, objective_weight=objective_weight,
+        tolerance=tolerance,
         project_dir=str(project_dir), keep_best=keep_best, seed=seed,
         max_consecutive_failures=max_consecutive_failures, hp_overrides=overrides,
         pair_format=_pair_format(columns, scale, dedupe))
@@ -229,15 +234,9 @@ def _print_result(result: dict, as_json: bool) -> None:
         click.echo(f"{key:<{width}}  {shown}")
 
 
-def _register_data_commands() -> None:
-    try:
-        from domaintune.data.cli_data import data
-    except ImportError:  # the data builders are optional extras of a partial checkout
-        return
-    main.add_command(data)
+from domaintune.data.cli_data import data  # noqa: E402  (the `domaintune data` group)
 
-
-_register_data_commands()
+main.add_command(data)
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,8 @@ from domaintune.errors import UserError
 
 BASE_METRICS_FILE = "base_metrics.json"
 CONFIG_FILE = "search_config.json"
-TABLE_METRICS = ("objective", "val_mse", "val_spearman", "sts_pearson")
+TABLE_METRICS = ("objective", "val_mse", "val_spearman", "retrieval_r1", "retrieval_mrr",
+                 "sts_pearson")
 
 
 def _require_project(project_dir: Path) -> Path:
@@ -106,18 +107,20 @@ def best_trial(project_dir: Path) -> Mapping:
 
 def format_table(trials: Sequence[Mapping], base: Mapping[str, float | None]) -> str:
     """A plain-text table of trials with deltas against the base model."""
-    headers = ["trial", "status", *TABLE_METRICS, "Δval_mse", "Δsts", "hyperparameters"]
+    shown = [m for m in TABLE_METRICS
+             if m == "objective" or any(r.get(m) is not None for r in [*trials, base])]
+    headers = ["trial", "status", *shown, "Δval_mse", "Δsts", "hyperparameters"]
     rows = []
     for t in trials:
         cells = [t["trial_id"], t["status"]]
-        cells += [_fmt(t.get(m)) for m in TABLE_METRICS]
+        cells += [_fmt(t.get(m)) for m in shown]
         cells += [_delta(t.get("val_mse"), base.get("val_mse")),
                   _delta(t.get("sts_pearson"), base.get("sts_pearson"))]
         hps = ", ".join(f"{k}={_fmt(v)}" for k, v in t["hyperparameters"].items())
         cells.append(hps if t["status"] == "COMPLETED" else f"{hps}  ({t.get('message')})")
         rows.append(cells)
     if base:
-        rows.insert(0, ["base", "-", "-", *[_fmt(base.get(m)) for m in TABLE_METRICS[1:]],
+        rows.insert(0, ["base", "-", "-", *[_fmt(base.get(m)) for m in shown[1:]],
                         "", "", "(untuned)"])
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()

@@ -18,7 +18,7 @@ from domaintune.search.results import (
 # Settings that define a search; resuming with different ones would mix trials
 # that are not comparable.
 RESUME_KEYS = ("base", "train_sha256", "val_sha256", "val_split", "pair_format", "seed", "sts_source",
-               "objective", "objective_weight", "tolerance", "tuner", "space")
+               "objective", "domain_metric", "objective_weight", "tolerance", "tuner", "space")
 
 
 @dataclass
@@ -33,6 +33,7 @@ class SearchConfig:
     tuner: str = "random"
     max_trials: int = 5
     objective: str = "guarded"
+    domain_metric: str = "mse"
     objective_weight: float = 1.0
     tolerance: float = 0.005
     project_dir: str = "domaintune_runs/search"
@@ -85,7 +86,7 @@ def run_search(config: SearchConfig, *, overwrite: bool = False) -> Path:
 
     space = SearchSpace(SEARCH_SPACE).with_overrides(config.hp_overrides)
     objective = get_objective(config.objective, weight=config.objective_weight,
-                              tolerance=config.tolerance)
+                              tolerance=config.tolerance, domain_metric=config.domain_metric)
     train, report = load_pairs(config.train, **config.pair_format)
     click.echo(report.summary())
     if config.val:
@@ -94,6 +95,7 @@ def run_search(config: SearchConfig, *, overwrite: bool = False) -> Path:
     else:
         train, val = split_pairs(train, config.val_split, config.seed)
     click.echo(f"Train: {len(train)} pairs, validation: {len(val)} pairs")
+    retrieval = _validation_retrieval(val, config)
     sts = load_sts(config.sts, "dev", required=config.sts.lower() not in ("auto", ""))
     objective.validate(sts_available=sts is not None)
     if sts is None:
@@ -116,8 +118,10 @@ def run_search(config: SearchConfig, *, overwrite: bool = False) -> Path:
     _prepare_project_dir(project_dir, config, overwrite)
     click.echo(f"Search space: {config.space}")
     encoder = EncoderState(base_dir)
-    base_metrics = _base_metrics(project_dir, encoder, train, val, sts)
-    data = SearchData(train=train, val=val, sts=sts, base_metrics=base_metrics)
+    base_metrics = _base_metrics(project_dir, encoder,
+                                 SearchData(train, val, sts, {}, retrieval=retrieval))
+    data = SearchData(train=train, val=val, sts=sts, base_metrics=base_metrics,
+                      retrieval=retrieval)
     epochs = space.params["epochs"]
     max_epochs = int({"choice": lambda: max(epochs.values), "fixed": lambda: epochs.default}
                      .get(epochs.kind, lambda: epochs.high)())
@@ -170,16 +174,33 @@ def _prepare_project_dir(project_dir: Path, config: SearchConfig, overwrite: boo
     config_path.write_text(json.dumps(asdict(config), indent=2, default=str))
 
 
-def _base_metrics(project_dir: Path, encoder, train, val, sts) -> dict:
+def _validation_retrieval(val, config: SearchConfig):
+    """Retrieval queries from the validation pairs at the top score, if any."""
+    from domaintune.retrieval import retrieval_from_pairs
+
+    retrieval = retrieval_from_pairs(val)
+    if retrieval is None and config.domain_metric == "retrieval":
+        raise UserError(
+            "--domain-metric retrieval: the validation pairs define no retrieval task (it "
+            "needs pairs scored 1.0, same concept, with at least 2 distinct refs). Pass a "
+            "--val file with such pairs, or use --domain-metric mse|spearman.")
+    if retrieval is not None and config.domain_metric == "mse":
+        click.echo("Hint: the validation pairs define a retrieval task; selecting on "
+                   "--domain-metric retrieval tracks what retrieval users care about "
+                   "better than val_mse (see README, 'Choosing the loss and metric').")
+    return retrieval
+
+
+def _base_metrics(project_dir: Path, encoder, data) -> dict:
     """The untuned base model's metrics, computed once per search."""
-    from domaintune.search.tuner import SearchData, encoder_metrics
+    from domaintune.search.tuner import encoder_metrics
 
     path = project_dir / BASE_METRICS_FILE
     if path.is_file():
         return json.loads(path.read_text())
     click.echo("Scoring the untuned base model (once per search)...")
     encoder.restore_base()
-    metrics = encoder_metrics(encoder, SearchData(train, val, sts, {}))
+    metrics = encoder_metrics(encoder, data)
     path.write_text(json.dumps(metrics, indent=2))
     shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None)
     click.echo(f"Base model: {shown}")

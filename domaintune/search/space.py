@@ -32,6 +32,7 @@ class Param:
     values: tuple = ()
     grid_step: float | None = None  # grid search: multiplicative (log) or additive step
     help: str = ""
+    allowed: tuple = ()  # the valid values of a string parameter
 
     def declare(self, hp) -> Any:
         """Register on KerasTuner ``HyperParameters`` and return the value."""
@@ -61,6 +62,22 @@ SEARCH_SPACE: tuple[Param, ...] = (
           help="Cosine is clipped to +-(1 - clip_epsilon) so arccos keeps a finite gradient."),
     Param("batch_size", "choice", 16, values=(8, 16, 32), help="Pairs per training step."),
     Param("epochs", "fixed", 2, help="Maximum epochs (early stopping on val_loss)."),
+    Param("loss", "fixed", "angular_mse",
+          help="angular_mse (the tutorial's), cosent, in_batch_negatives, or mixed "
+               "(angular_mse + mix_weight * in_batch_negatives).",
+          allowed=("angular_mse", "cosent", "in_batch_negatives", "mixed")),
+    Param("scale", "fixed", 20.0, help="Logit scale of cosent and in-batch negatives."),
+    Param("positive_threshold", "fixed", 0.99,
+          help="In-batch negatives: pairs scored at least this are positives."),
+    Param("mix_weight", "fixed", 1.0, help="Weight of in-batch negatives in the mixed loss."),
+    Param("clipnorm_scope", "fixed", "variable",
+          help="'variable': clipnorm per variable (tf_keras clipnorm, the tutorial's); "
+               "'global': one norm over all gradients (global_clipnorm).",
+          allowed=("variable", "global")),
+    Param("train_embeddings", "fixed", True,
+          help="Fine-tune the token embedding table (false freezes it)."),
+    Param("sparse_updates", "fixed", True,
+          help="Lazy Adam: update only the embedding rows a batch touches."),
 )
 
 PARAM_NAMES = tuple(p.name for p in SEARCH_SPACE)
@@ -162,7 +179,11 @@ def _coerce(param: Param, raw: Any) -> Any:
             if not math.isfinite(value):
                 raise ValueError(raw)
             return value
-        return str(raw)
+        value = str(raw)
+        if param.allowed and value not in param.allowed:
+            raise UserError(f"--hp {param.name}: '{value}' is not one of "
+                            f"{', '.join(param.allowed)}.")
+        return value
     except (TypeError, ValueError):
         raise UserError(f"--hp {param.name}: '{raw}' is not a valid "
                         f"{type(sample).__name__} (default is {sample!r}).") from None
@@ -175,6 +196,8 @@ def _override(param: Param, spec: Any) -> Param:
             raise UserError(f"--hp {param.name}: a range needs exactly 'min' and 'max' keys.")
         spec = (spec["min"], spec["max"], "range")
     if isinstance(spec, tuple) and len(spec) == 3 and spec[2] == "range":
+        if param.kind == "fixed" and type(param.default) in (int, float):
+            param = replace(param, kind=type(param.default).__name__)
         if param.kind not in ("float", "int"):
             raise UserError(f"--hp {param.name}: a range needs a numeric parameter; "
                             f"'{param.name}' takes one of {param.describe()}.")

@@ -22,6 +22,7 @@ from domaintune.data.titles import TUTORIAL_TITLES
 from domaintune.evaluation import pair_metrics, sts_metrics
 from domaintune.models.siamese import build_model, pair_dataset
 from domaintune.objectives import Objective
+from domaintune.retrieval import retrieval_metrics
 from domaintune.search.encoder_state import CHECKPOINT_NAME, EncoderState
 from domaintune.search.space import SearchSpace
 from domaintune.search.tensorboard_logging import TrialLogger
@@ -37,15 +38,19 @@ class SearchData:
     val: Any  # PairSet
     sts: Any | None  # StsPairs, or None for a domain-only search
     base_metrics: dict[str, float | None]
+    retrieval: Any | None = None  # RetrievalSet from the validation pairs, if any
 
 
 def encoder_metrics(encoder: EncoderState, data: SearchData) -> dict[str, float | None]:
-    """Domain-validation and STS-B metrics of the encoder's current weights."""
+    """Domain-validation (MSE, correlations, retrieval) and STS-B metrics."""
     encode = encoder.encoder()
     domain = pair_metrics(encode, data.val)
     metrics: dict[str, float | None] = {
         "val_mse": domain["pairs_mse"], "val_pearson": domain["pairs_pearson"],
         "val_spearman": domain["pairs_spearman"], "sts_pearson": None}
+    if data.retrieval is not None:
+        found = retrieval_metrics(encode, data.retrieval)
+        metrics.update({k: found[k] for k in ("retrieval_r1", "retrieval_r5", "retrieval_mrr")})
     if data.sts is not None:
         metrics["sts_pearson"] = sts_metrics(encode, data.sts)["sts_pearson"]
     # A correlation is undefined (NaN) when the validation scores are constant.
@@ -122,9 +127,12 @@ class SiameseTuner(kt.Tuner):
 
         model = build_model(trial.hyperparameters, self.encoder.keras_layer(trainable=True),
                             self.space)
-        batch_size = int(values["batch_size"])
-        train = pair_dataset(data.train, batch_size, shuffle=True, seed=self.seed)
-        val = pair_dataset(data.val, batch_size, shuffle=False)
+        batch = dict(batch_size=int(values["batch_size"]), unique_texts=model.pair_loss.in_batch,
+                     positives_only=(float(values["positive_threshold"])
+                                     if values.get("loss") == "in_batch_negatives" else None))
+        train = pair_dataset(data.train, shuffle=True, seed=self.seed + int(trial.trial_id),
+                             **batch)
+        val = pair_dataset(data.val, shuffle=False, **batch)
         with TrialLogger(self.logdir, trial.trial_id) as logger:
             history = model.fit(
                 train, validation_data=val, epochs=epochs, initial_epoch=initial_epoch,
