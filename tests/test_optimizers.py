@@ -66,3 +66,27 @@ def test_lazy_adam_matches_dense_adam_on_touched_rows_and_leaves_the_rest():
     for a, b in zip(_slots(lazy, lazy_table), _slots(dense, ref_table)):
         np.testing.assert_allclose(a[touched], b[touched], atol=1e-6)
     assert not np.array_equal(ref_table.numpy()[[3, 12]], before[[3, 12]])
+
+
+def test_loss_decreases_on_seed_pairs_with_sparse_updates(use_m3_dir):
+    import keras_tuner as kt
+
+    from domaintune.data.pairs import load_pairs
+    from domaintune.models.siamese import build_model, pair_dataset
+    from domaintune.search.space import SearchSpace
+
+    from .conftest import shared_path
+
+    pairs, _ = load_pairs(shared_path("seed", "training_data.csv"))
+    batch = pairs.subset(range(16))
+    layer = rt.hub.KerasLayer(str(use_m3_dir), trainable=True)
+    space = SearchSpace().with_overrides({"learning_rate": [1e-4], "batch_size": [16]})
+    model = build_model(kt.HyperParameters(), layer, space)
+    assert isinstance(model.optimizer, LazyAdam)
+    table = next(v for v in layer.trainable_variables if v.shape[0] == 128010)
+    before = table.numpy()
+    history = model.fit(pair_dataset(batch, 16, shuffle=False), epochs=4, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < losses[0]
+    changed_rows = np.flatnonzero((table.numpy() != before).any(axis=1))
+    assert 0 < len(changed_rows) < 500  # only the rows of the batch's tokens moved

@@ -262,6 +262,133 @@ def test_parquet_without_pyarrow_is_clear(tmp_path: Path) -> None:
     assert "pip install pyarrow" in msg
 
 
+# ------------------------------------------------------------------- hard negatives
+
+HN_HEADER = "base,ref,similarity,hard_negative\n"
+# 12 rows: even rows carry a hard negative (row 4 only whitespace), odd rows leave it empty.
+HN_ROWS = [(f"title {i}", f"other title {i}", 1.0, "  " if i == 4 else (f"sibling {i}" if i % 2 == 0 else ""))
+           for i in range(12)]
+HN_EXPECTED = ["sibling 0", "", "sibling 2", "", "", "", "sibling 6", "", "sibling 8", "", "sibling 10", ""]
+
+
+def _write_hn(tmp_path: Path, fmt: str) -> Path:
+    p = tmp_path / f"hn.{fmt}"
+    if fmt == "csv":
+        p.write_text(HN_HEADER + "".join(f'{a},{b},{s},"{h}"\n' for a, b, s, h in HN_ROWS), encoding="utf-8")
+    elif fmt == "tsv":
+        p.write_text(HN_HEADER.replace(",", "\t") + "".join(f"{a}\t{b}\t{s}\t{h}\n" for a, b, s, h in HN_ROWS),
+                     encoding="utf-8")
+    elif fmt == "jsonl":  # odd rows omit the key, row 1 has null
+        objs = [{"base": a, "ref": b, "similarity": s, **({"hard_negative": h} if h.strip() or i == 4 else {})}
+                for i, (a, b, s, h) in enumerate(HN_ROWS)]
+        objs[1]["hard_negative"] = None
+        p.write_text("".join(json.dumps(o) + "\n" for o in objs), encoding="utf-8")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        cols = list(zip(*HN_ROWS))
+        hard = [None if i == 1 else h for i, h in enumerate(cols[3])]  # a null reads as ""
+        pq.write_table(pa.table({"base": list(cols[0]), "ref": list(cols[1]), "similarity": list(cols[2]),
+                                 "hard_negative": hard}), p)
+    return p
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl",
+                                 pytest.param("parquet", marks=pytest.mark.skipif(not HAS_PYARROW, reason="pyarrow"))])
+def test_hard_negative_column_is_read(tmp_path: Path, fmt: str) -> None:
+    pairs, report = load_pairs(_write_hn(tmp_path, fmt))
+    assert pairs.hard_negatives == HN_EXPECTED  # whitespace-only and missing -> ""
+    assert pairs.texts_a[0] == "title 0" and len(pairs) == 12
+    assert report.hard_negatives == 5
+    assert report.summary() == f"hn.{fmt}: read 12 pairs, kept 12, 5 with hard negatives"
+
+
+def test_hard_negative_column_absent_is_none(tmp_path: Path) -> None:
+    pairs, report = load_pairs(_write(tmp_path, HEADER + _rows(10)))
+    assert pairs.hard_negatives is None and report.hard_negatives is None
+    lines = [json.dumps({"base": f"a{i}", "ref": f"b{i}", "similarity": 0.5}) for i in range(10)]
+    pairs, _ = load_pairs(_write(tmp_path, "\n".join(lines), "p.jsonl"))
+    assert pairs.hard_negatives is None
+    assert PairSet(["a"], ["b"], np.array([0.5])).hard_negatives is None
+
+
+def test_hard_negative_column_present_but_empty(tmp_path: Path) -> None:
+    pairs, report = load_pairs(_write(tmp_path, HN_HEADER + "".join(f"a{i},b{i},0.5,\n" for i in range(10))))
+    assert pairs.hard_negatives == [""] * 10
+    assert "0 with hard negatives" in report.summary()
+
+
+def test_hard_negative_named_as_a_pair_column_is_not_extra(tmp_path: Path) -> None:
+    text = "base,hard_negative,similarity\n" + "".join(f"a{i},b{i},0.5\n" for i in range(10))
+    pairs, _ = load_pairs(_write(tmp_path, text), columns=("base", "hard_negative", "similarity"))
+    assert pairs.texts_b[0] == "b0" and pairs.hard_negatives is None
+
+
+def test_hard_negative_non_text_is_an_error(tmp_path: Path) -> None:
+    good = "".join(json.dumps({"base": f"a{i}", "ref": f"b{i}", "similarity": 0.5}) + "\n" for i in range(10))
+    bad = json.dumps({"base": "x", "ref": "y", "similarity": 0.5, "hard_negative": ["z"]}) + "\n"
+    msg = _error(_write(tmp_path, good + bad, "p.jsonl"))
+    assert "line 11" in msg and "hard_negative" in msg
+
+
+def test_hard_negatives_subset_alignment() -> None:
+    ps = PairSet(["a", "b", "c"], ["x", "y", "z"], np.array([0.5, 0.75, 1.0]), "src", ["ha", "", "hc"])
+    sub = ps.subset([2, 0, 1])
+    assert sub.texts_a == ["c", "a", "b"] and sub.hard_negatives == ["hc", "ha", ""]
+    assert ps.subset([]).hard_negatives == []
+    assert ps.subset(np.array([1])).hard_negatives == [""]
+    with pytest.raises(ValueError):
+        PairSet(["a"], ["b"], np.array([0.5]), "s", ["h1", "h2"])
+
+
+def test_hard_negatives_follow_split(tmp_path: Path) -> None:
+    pairs, _ = load_pairs(_write_hn(tmp_path, "csv"))
+    train, val = split_pairs(pairs, 0.25, seed=1)
+    for part in (train, val):
+        assert part.hard_negatives is not None and len(part.hard_negatives) == len(part)
+        for a, h in zip(part.texts_a, part.hard_negatives):
+            assert h == HN_EXPECTED[int(a.split()[-1])]
+
+
+def test_hard_negative_exact_duplicates_keep_first(tmp_path: Path) -> None:
+    text = (HN_HEADER + "".join(f"a{i},b{i},0.5,h{i}\n" for i in range(10))
+            + "a1,b1,0.5,other\n" + "b2,a2,0.50,\n" + "a3,b3,0.5,\n" + "b3,a3,0.5,late\n")
+    text = text.replace("a3,b3,0.5,h3\n", "a3,b3,0.5,\n")  # first a3 row has none: stays ""
+    pairs, report = load_pairs(_write(tmp_path, text))
+    assert report.dropped["exact_duplicate"] == 4 and len(pairs) == 10
+    assert pairs.hard_negatives[:4] == ["h0", "h1", "h2", ""]
+
+
+def test_hard_negative_mean_merge_keeps_first_non_empty(tmp_path: Path) -> None:
+    text = (HN_HEADER + "".join(f"a{i},b{i},0.5,\n" for i in range(10))
+            + "b0,a0,1.0,first\n" + "a0,b0,0.75,second\n"  # a0: first non-empty of the merged rows
+            + "a1,b1,1.0,one\n"                                 # a1: merged, only one non-empty
+            + "a2,b2,0.5,dup\n")                                # a2: exact duplicate -> first row's ""
+    pairs, report = load_pairs(_write(tmp_path, text), dedupe="mean")
+    assert report.dropped == {"exact_duplicate": 1, "contradictory_merged": 3}
+    assert pairs.hard_negatives[:3] == ["first", "one", ""]
+    assert pairs.scores[0] == pytest.approx((0.5 + 1.0 + 0.75) / 3)
+    assert report.hard_negatives == 2
+
+
+def test_esco_output_loads_with_hard_negatives(tmp_path: Path) -> None:
+    from domaintune.data import esco
+
+    fix = Path(__file__).resolve().parent / "fixtures" / "esco"
+    result = esco.build_pairs(esco.read_occupations([fix / "occupations_en.csv", fix / "occupations_de.csv"]),
+                              seed=0)
+    out = tmp_path / "esco.csv"
+    esco.write_pairs(result, out)
+    pairs, report = load_pairs(out, min_pairs=1)
+    assert pairs.hard_negatives is not None and len(pairs.hard_negatives) == len(pairs) == len(result.train)
+    n_hard = sum(map(bool, pairs.hard_negatives))
+    assert 0 < n_hard < len(pairs) and report.hard_negatives == n_hard
+    expected = {(r.base, r.ref): r.hard_negative for r in result.train}
+    assert all(expected[(a, b)] == h for a, b, h in zip(pairs.texts_a, pairs.texts_b, pairs.hard_negatives))
+    assert f"{n_hard} with hard negatives" in report.summary()
+
+
 # ----------------------------------------------------------------- PairSet and split
 
 

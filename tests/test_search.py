@@ -243,3 +243,41 @@ def test_search_reads_other_columns_and_scales_and_resumes(tmp_path, tiny_model_
                                      "dedupe": "error"}
     output = search(project, tiny_model_dir, *args)  # same settings: resumes, nothing to do
     assert "different settings" not in output
+
+
+def test_in_batch_negatives_search_selects_on_retrieval(tmp_path, tiny_model_dir):
+    project = tmp_path / "p"
+    output = search(project, tiny_model_dir, "--max-trials", "2", "--domain-metric", "retrieval",
+                    "--hp", "loss=in_batch_negatives", "--hp", "learning_rate=1e-3:1e-1",
+                    "--hp", "clipnorm_scope=global")
+    trials = load_trials(project)
+    assert [t["status"] for t in trials] == ["COMPLETED"] * 2
+    base = json.loads((project / "base_metrics.json").read_text())
+    for trial in trials:
+        assert trial["hyperparameters"]["loss"] == "in_batch_negatives"
+        for metric in ("retrieval_r1", "retrieval_r5", "retrieval_mrr", "val_spearman"):
+            assert 0 <= trial[metric] <= 1, metric
+        # The domain term is the retrieval error relative to the base's.
+        expected = (1 - trial["retrieval_r1"]) / (1 - base["retrieval_r1"])
+        assert trial["domain_term"] == pytest.approx(min(expected, 10), rel=1e-6)
+    assert "retrieval_r1" in output  # the final table shows it
+
+
+def test_mse_with_retrieval_capable_validation_prints_a_hint(tmp_path, tiny_model_dir):
+    output = search(tmp_path / "p", tiny_model_dir, "--max-trials", "1")
+    assert "Hint: the validation pairs define a retrieval task" in output
+
+
+def test_frozen_table_and_dense_adam_train(tmp_path, tiny_model_dir):
+    project = tmp_path / "p"
+    search(project, tiny_model_dir, "--max-trials", "1", "--hp", "train_embeddings=false",
+           "--hp", "sparse_updates=false", "--hp", "learning_rate=0.05")
+    import numpy as np
+
+    with np.load(project / "trial_0" / "encoder.npz") as trained:
+        table, dense = trained["v0"], trained["v1"]
+    from domaintune.search.encoder_state import EncoderState
+
+    base = EncoderState(tiny_model_dir)
+    assert np.array_equal(table, base.variables[0].numpy())  # the table was frozen
+    assert not np.array_equal(dense, base.variables[1].numpy())  # the rest trained

@@ -1,7 +1,8 @@
 """Strict loading and grouped splitting of domain text pairs.
 
 A pair file has two text columns and one similarity score per row (by default
-``base,ref,similarity``). Scores are stored on the ANGULAR scale
+``base,ref,similarity``), plus an optional ``hard_negative`` column: a text that
+must not match the pair, used as an extra in-batch negative ("" = none). Scores are stored on the ANGULAR scale
 ``1 - arccos(cos) / pi`` in [0, 1]: 1.0 same concept, 0.5 unrelated
 (orthogonal). Other scales are converted on load (see :func:`to_angular`).
 
@@ -11,18 +12,16 @@ naming the file, the line and the fix, so a bad row never silently trains.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from domaintune.data.pair_formats import FORMATS, HARD_NEGATIVE_COLUMN, read_records
 from domaintune.errors import UserError
 
 DEFAULT_COLUMNS: tuple[str, str, str] = ("base", "ref", "similarity")
@@ -33,7 +32,6 @@ SCALES: dict[str, tuple[float, float]] = {
     "cosine": (-1.0, 1.0),
 }
 DEDUPE_MODES = ("error", "mean")
-_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 # Scores closer than this (angular scale) count as equal: "0.75" vs "0.750000".
 _SCORE_TOL = 1e-6
 _SAMPLE = Path(__file__).resolve().parent / "samples" / "job_titles.csv"
@@ -41,12 +39,17 @@ _SAMPLE = Path(__file__).resolve().parent / "samples" / "job_titles.csv"
 
 @dataclass(frozen=True, eq=False)  # eq=False: ndarray fields make == ambiguous
 class PairSet:
-    """Aligned text pairs with angular-scale similarity scores."""
+    """Aligned text pairs with angular-scale similarity scores.
+
+    ``hard_negatives``: one text per pair ("" for pairs without one), or None when
+    the source has no ``hard_negative`` column.
+    """
 
     texts_a: list[str]
     texts_b: list[str]
     scores: np.ndarray
     source: str = ""
+    hard_negatives: list[str] | None = None
 
     def __post_init__(self) -> None:
         scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
@@ -55,6 +58,8 @@ class PairSet:
                 f"PairSet columns differ in length: {len(self.texts_a)}, "
                 f"{len(self.texts_b)}, {len(scores)}"
             )
+        if self.hard_negatives is not None and len(self.hard_negatives) != len(scores):
+            raise ValueError(f"PairSet hard_negatives has {len(self.hard_negatives)} entries for {len(scores)} pairs")
         object.__setattr__(self, "scores", scores)
 
     def __len__(self) -> int:
@@ -63,8 +68,9 @@ class PairSet:
     def subset(self, indices: Sequence[int] | np.ndarray) -> PairSet:
         """The pairs at ``indices`` (in the given order), same source."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        hard = None if self.hard_negatives is None else [self.hard_negatives[i] for i in idx]
         return PairSet([self.texts_a[i] for i in idx], [self.texts_b[i] for i in idx],
-                       self.scores[idx], self.source)
+                       self.scores[idx], self.source, hard)
 
 
 @dataclass(frozen=True)
@@ -76,10 +82,15 @@ class LoadReport:
     kept: int
     dropped: dict[str, int] = field(default_factory=dict)
     scale: str = "angular"
+    #: Kept pairs with a non-empty hard negative; None when the file has no such column.
+    hard_negatives: int | None = None
 
     def summary(self) -> str:
-        """One line, e.g. ``pairs.csv: read 340 pairs, kept 338 (2 exact duplicates dropped)``."""
+        """One line, e.g. ``pairs.csv: read 340 pairs, kept 338 (2 exact duplicates dropped)``;
+        with a ``hard_negative`` column also ``..., kept 338, 120 with hard negatives (...)``."""
         text = f"{Path(self.source).name}: read {self.read} pairs, kept {self.kept}"
+        if self.hard_negatives is not None:
+            text += f", {self.hard_negatives} with hard negatives"
         parts = [_DROP_LABELS.get(reason, reason + " dropped").format(n=n, s="" if n == 1 else "s")
                  for reason, n in self.dropped.items() if n]
         return text + (f" ({', '.join(parts)})" if parts else "")
@@ -98,6 +109,7 @@ class _Row:
     b: str
     raw: float  # score as written, for messages
     score: float  # angular
+    hard: str = ""  # hard negative, "" = none
 
 
 def sample_path() -> Path:
@@ -156,6 +168,10 @@ def load_pairs(
     Duplicate rows (same two texts in either order, same score) are dropped
     and counted. The same pair with different scores is an error naming both
     lines, unless ``dedupe="mean"``, which averages the distinct scores.
+
+    An optional ``hard_negative`` column fills ``PairSet.hard_negatives`` (stripped,
+    "" where missing or blank); a deduplicated pair keeps the first row's, a merged
+    one the first non-empty one.
     """
     _check_scale(scale)
     if dedupe not in DEDUPE_MODES:
@@ -163,23 +179,20 @@ def load_pairs(
     if len(columns) != 3 or len(set(columns)) != 3:
         raise UserError(f"columns must be three different names, got {columns!r}.")
     p = _existing_file(Path(path))
-    fmt = _FORMATS.get(p.suffix.lower())
+    fmt = FORMATS.get(p.suffix.lower())
     if fmt is None:
         raise UserError(
             f"{p}: unsupported file type {p.suffix or '(none)'!r}; "
-            f"use one of {', '.join(sorted(_FORMATS))}."
+            f"use one of {', '.join(sorted(FORMATS))}."
         )
-    if fmt == "parquet":
-        records = _parquet_records(p, columns)
-    else:
-        text = _read_utf8(p)
-        records = _jsonl_records(p, text, columns) if fmt == "jsonl" else \
-            _delimited_records(p, text, columns, "\t" if fmt == "tsv" else ",")
-    rows = [_make_row(p, where, a, b, s, scale) for where, a, b, s in records]
+    records, has_hard = read_records(p, fmt, columns)
+    rows = [_make_row(p, where, a, b, s, h, scale) for where, a, b, s, h in records]
     if not rows:
         raise UserError(f"{p}: no pairs found (only a header or blank lines). Add rows of {','.join(columns)}.")
-    pairs, dropped = _dedupe(p, rows, dedupe)
-    report = LoadReport(str(p), read=len(rows), kept=len(pairs), dropped=dropped, scale=scale)
+    pairs, dropped = _dedupe(p, rows, dedupe, has_hard)
+    n_hard = sum(map(bool, pairs.hard_negatives)) if pairs.hard_negatives is not None else None
+    report = LoadReport(str(p), read=len(rows), kept=len(pairs), dropped=dropped, scale=scale,
+                        hard_negatives=n_hard)
     if len(pairs) < min_pairs:
         raise UserError(
             f"{p}: only {len(pairs)} usable pairs ({report.summary()}); at least {min_pairs} "
@@ -235,94 +248,11 @@ def _existing_file(p: Path) -> Path:
     return p
 
 
-def _read_utf8(p: Path) -> str:
-    data = p.read_bytes()
-    if not data.strip():
-        raise UserError(f"{p}: the file is empty. Add a header and rows of pairs.")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = err.object[: err.start].count(b"\n") + 1
-        bad = err.object[err.start : err.start + 1].hex()
-        raise UserError(
-            f"{p}, line {line}: not valid UTF-8 (byte 0x{bad}). Re-save the file as UTF-8."
-        ) from None
-
-
-def _missing_columns(p: Path, where: str, found: Sequence[str], columns: Sequence[str]) -> UserError:
-    missing = [c for c in columns if c not in found]
-    hint = ",".join(found) if len(found) == 3 else "a,b,score"
-    return UserError(
-        f"{p}, {where}: missing column(s) {', '.join(map(repr, missing))}; found: "
-        f"{', '.join(map(repr, found)) or '(none)'}. Rename the columns to "
-        f"{','.join(columns)} or pass --columns {hint} (text A, text B, score)."
-    )
-
-
-_Record = tuple[str, Any, Any, Any]  # (where, text a, text b, raw score)
-
-
-def _delimited_records(p: Path, text: str, columns: Sequence[str], delim: str) -> Iterator[_Record]:
-    # TSV is read unquoted: STS-style TSVs contain bare quote characters.
-    quoting = csv.QUOTE_NONE if delim == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, quoting=quoting)
-    start = 1
-    try:
-        header = [h.strip() for h in next(reader)]
-        if any(c not in header for c in columns):
-            raise _missing_columns(p, "line 1", header, columns)
-        idx = [header.index(c) for c in columns]
-        start = reader.line_num + 1
-        for row in reader:
-            # A quoted field may span lines: report the line the record starts on.
-            where, start = f"line {start}", reader.line_num + 1
-            if not row or not any(f.strip() for f in row):
-                continue  # blank line
-            yield (where, *(row[i] if i < len(row) else None for i in idx))
-    except csv.Error as err:
-        raise UserError(f"{p}, line {start}: malformed {'TSV' if delim == chr(9) else 'CSV'} ({err}). "
-                        "Check quoting on that line.") from None
-
-
-def _jsonl_records(p: Path, text: str, columns: Sequence[str]) -> Iterator[_Record]:
-    if text.lstrip().startswith("["):
-        raise UserError(f"{p}: is a JSON array; write JSON Lines instead (one object per line).")
-    for n, line in enumerate(text.split("\n"), 1):  # split("\n") keeps line numbers = file lines
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UserError(f"{p}, line {n}: not valid JSON ({err.msg}). Write one JSON object per line.") from None
-        if not isinstance(obj, dict):
-            raise UserError(f"{p}, line {n}: expected a JSON object like "
-                            f'{{"{columns[0]}": ..., "{columns[1]}": ..., "{columns[2]}": ...}}.')
-        if any(c not in obj for c in columns):
-            raise _missing_columns(p, f"line {n}", list(obj), columns)
-        yield (f"line {n}", *(obj[c] for c in columns))
-
-
-def _parquet_records(p: Path, columns: Sequence[str]) -> Iterator[_Record]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UserError(f"{p}: reading Parquet files needs pyarrow: pip install pyarrow") from None
-    try:
-        table = pq.read_table(p)
-    except Exception as err:  # pyarrow raises several types for corrupt files
-        raise UserError(f"{p}: could not read Parquet ({err}). Check the file is a Parquet file.") from None
-    if any(c not in table.column_names for c in columns):
-        raise _missing_columns(p, "schema", table.column_names, columns)
-    data = [table.column(c).to_pylist() for c in columns]
-    for i, (a, b, s) in enumerate(zip(*data)):
-        yield (f"row index {i}", a, b, s)
-
-
 def _is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
 
 
-def _make_row(p: Path, where: str, a: Any, b: Any, s: Any, scale: str) -> _Row:
+def _make_row(p: Path, where: str, a: Any, b: Any, s: Any, hard: Any, scale: str) -> _Row:
     for col, v in zip(("first text", "second text"), (a, b)):
         if _is_missing(v):
             raise UserError(f"{p}, {where}: the {col} is empty. Fill it in or delete the row.")
@@ -343,14 +273,18 @@ def _make_row(p: Path, where: str, a: Any, b: Any, s: Any, scale: str) -> _Row:
         raise UserError(f"{p}, {where}: score {raw:g} is outside {_fmt_range(scale)} allowed for "
                         f"--scale {scale}.{hint} Scales: "
                         + ", ".join(f"{k} {_fmt_range(k)}" for k in SCALES) + ".")
-    return _Row(where, str(a).strip(), str(b).strip(), raw, float(to_angular([raw], scale)[0]))
+    if not (_is_missing(hard) or isinstance(hard, (str, int, float)) and not isinstance(hard, bool)):
+        raise UserError(f"{p}, {where}: {HARD_NEGATIVE_COLUMN} {hard!r} is not a text. Write a text, "
+                        "or leave it empty for no hard negative.")
+    hard_text = "" if _is_missing(hard) else str(hard).strip()
+    return _Row(where, str(a).strip(), str(b).strip(), raw, float(to_angular([raw], scale)[0]), hard_text)
 
 
 def _fmt_range(scale: str) -> str:
     return "[{:g}, {:g}]".format(*SCALES[scale])
 
 
-def _dedupe(p: Path, rows: list[_Row], mode: str) -> tuple[PairSet, dict[str, int]]:
+def _dedupe(p: Path, rows: list[_Row], mode: str, has_hard: bool) -> tuple[PairSet, dict[str, int]]:
     # key: unordered exact texts, so (a, b) and (b, a) are one pair.
     groups: dict[tuple[str, str], list[_Row]] = {}
     n_dup = 0
@@ -370,7 +304,10 @@ def _dedupe(p: Path, rows: list[_Row], mode: str) -> tuple[PairSet, dict[str, in
     n_merged = sum(len(g) - 1 for g in groups.values())
     firsts = [g[0] for g in groups.values()]  # keeps file order and orientation
     scores = np.array([np.mean([r.score for r in g]) for g in groups.values()], dtype=np.float32)
-    pairs = PairSet([r.a for r in firsts], [r.b for r in firsts], scores, str(p))
+    # Exact duplicates never join a group, so the first row's hard negative wins for them;
+    # merged rows (dedupe="mean") keep the first non-empty one.
+    hard = [next((r.hard for r in g if r.hard), "") for g in groups.values()] if has_hard else None
+    pairs = PairSet([r.a for r in firsts], [r.b for r in firsts], scores, str(p), hard)
     dropped = {"exact_duplicate": n_dup}
     if n_merged:
         dropped["contradictory_merged"] = n_merged

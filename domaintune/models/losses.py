@@ -11,7 +11,8 @@ negatives ``h``) with target scores on the angular scale to a scalar:
   matters, so graded scores need no calibration.
 - ``in_batch_negatives``: multiple-negatives ranking (softmax over the batch).
   Each positive pair (target >= ``positive_threshold``) is an anchor ``a_i``
-  whose candidates are every positive pair's ``b_j`` plus the hard negatives;
+  whose candidates are every positive pair's ``b_j`` plus the batch's hard
+  negatives (e.g. a sibling occupation's label);
   cross-entropy with ``scale * cos`` as logits and ``b_i`` as the answer.
 - ``mixed``: ``angular_mse + mix_weight * in_batch_negatives``.
 """
@@ -84,9 +85,8 @@ class InBatchNegatives:
         positive = target >= self.positive_threshold
         anchors = _normalise(tf.boolean_mask(a, positive))
         candidates = _normalise(tf.boolean_mask(b, positive))
-        if hard_negatives is not None:
-            hard = tf.boolean_mask(hard_negatives, positive)
-            candidates = tf.concat([candidates, _normalise(hard)], axis=0)
+        if hard_negatives is not None:  # extra candidates, one per row that has one
+            candidates = tf.concat([candidates, _normalise(hard_negatives)], axis=0)
         logits = self.scale * tf.matmul(anchors, candidates, transpose_b=True)
         # Cross-entropy with b_i as the answer, written out so that a batch
         # without positives (0 x 0 logits) is valid.

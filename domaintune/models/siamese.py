@@ -57,7 +57,10 @@ class SiameseModel(keras.Model):
     def _loss(self, inputs, target, training):
         a = self.encoder(inputs[0], training=training)
         b = self.encoder(inputs[1], training=training)
-        hard = self.encoder(inputs[2], training=training) if len(inputs) > 2 else None
+        hard = None
+        if len(inputs) > 2:  # rows without a hard negative hold ""
+            texts = tf.boolean_mask(inputs[2], tf.strings.length(inputs[2]) > 0)
+            hard = self.encoder(texts, training=training)
         loss = self.pair_loss(a, b, target, hard)
         return loss, tf.reduce_mean(tf.abs(self.similarity(a, b) - target))
 
