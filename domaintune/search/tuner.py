@@ -151,7 +151,8 @@ class SiameseTuner(kt.Tuner):
                 raise kt.errors.FailedTrialError(str(exc)) from None
             results = {**{k: float(v) for k, v in metrics.items() if v is not None}, **scored}
             results["epochs_run"] = float(len(losses))
-            self.save_model(trial.trial_id, model)
+            if self._worth_keeping(results["objective"]):
+                self.save_model(trial.trial_id, model)
             last_epoch = initial_epoch + len(losses)
             logger.log_final(_loggable(values), results, step=last_epoch)
             _log_heatmap(logger, self.encoder, last_epoch)
@@ -168,6 +169,15 @@ class SiameseTuner(kt.Tuner):
         return 0
 
     # -- checkpoints -----------------------------------------------------------
+    def _worth_keeping(self, objective: float) -> bool:
+        """Would this trial's checkpoint survive pruning? (Writing ~270 MB
+        for USE-m3 only to delete it is most of a short trial's cost.)"""
+        if isinstance(self.oracle, kt.oracles.HyperbandOracle):
+            return True  # any trial may become a parent
+        scores = sorted(t.score for t in self.oracle.trials.values()
+                        if t.status == "COMPLETED" and t.score is not None)
+        return len(scores) < self.keep_best or objective < scores[self.keep_best - 1]
+
     def save_model(self, trial_id, model=None, step=0) -> None:
         self.encoder.save_weights(self.checkpoint_path(trial_id))
 
