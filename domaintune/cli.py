@@ -155,8 +155,21 @@ def evaluate(columns: str, scale: str, dedupe: str, model_spec: str, sts_spec: s
               help="Fix or narrow a hyperparameter (repeatable).")
 @click.option("--hp-file", type=click.Path(path_type=Path),
               help="YAML/JSON mapping of hyperparameter overrides.")
+@click.option("--role", type=click.Choice(["chief", "worker"]),
+              help="Distributed search: the chief serves the oracle, workers run trials "
+                   "(or set KERASTUNER_TUNER_ID/_ORACLE_IP/_ORACLE_PORT).")
+@click.option("--oracle", "oracle_address", metavar="HOST:PORT",
+              help="The chief's oracle address (the chief listens on it).")
+@click.option("--worker-id", help="A worker's unique name, e.g. 1.")
+@click.option("--lease-timeout", default=60.0, show_default=True, type=click.FloatRange(1),
+              help="Chief: seconds without a worker heartbeat before its trial is retried elsewhere.")
+@click.option("--connect-timeout", default=120.0, show_default=True, type=click.FloatRange(1),
+              help="Worker: seconds to wait for the chief before giving up.")
+@click.option("--strategy", type=click.Choice(["none", "mirrored"]), default="none",
+              show_default=True, help="mirrored: each trial on all local GPUs (MirroredStrategy).")
 @pair_format_options
-def search(columns, scale, dedupe, train_path, val_path, val_split, base, sts_spec, tuner, max_trials, epochs,
+def search(columns, scale, dedupe, role, oracle_address, worker_id, lease_timeout,
+           connect_timeout, strategy, train_path, val_path, val_split, base, sts_spec, tuner, max_trials, epochs,
            objective, domain_metric, objective_weight, tolerance, project_dir, overwrite, keep_best, seed,
            max_consecutive_failures, hp_options, hp_file) -> None:
     """Search for the best fine-tuning of --base on domain pairs.
@@ -180,7 +193,11 @@ def search(columns, scale, dedupe, train_path, val_path, val_split, base, sts_sp
         project_dir=str(project_dir), keep_best=keep_best, seed=seed,
         max_consecutive_failures=max_consecutive_failures, hp_overrides=overrides,
         pair_format=_pair_format(columns, scale, dedupe))
-    run_search(config, overwrite=overwrite)
+    from domaintune.search.distributed import cluster_from_options
+
+    run_search(config, overwrite=overwrite,
+               cluster=cluster_from_options(role, oracle_address, worker_id),
+               lease_seconds=lease_timeout, connect_timeout=connect_timeout, strategy=strategy)
 
 
 @main.command()

@@ -40,7 +40,10 @@ class LazyAdam(_rt.tf_keras.optimizers.Adam):
     def update_step(self, gradient, variable):
         if not isinstance(gradient, tf.IndexedSlices) or self.amsgrad:
             return super().update_step(gradient, variable)
-        rows, grad = gradient.indices, gradient.values  # unique rows (apply_gradients)
+        # Merged once more: a distribution strategy concatenates the replicas'
+        # slices after apply_gradients merged each replica's.
+        gradient = _merge_duplicate_rows(gradient)
+        rows, grad = gradient.indices, gradient.values
 
         dtype = variable.dtype
         lr = tf.cast(self.learning_rate, dtype)

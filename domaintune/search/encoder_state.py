@@ -8,6 +8,7 @@ optimizer state: a few hundred MB instead of ~790 MB for USE-m3).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -23,10 +24,13 @@ CHECKPOINT_NAME = "encoder.npz"
 class EncoderState:
     """A loaded TF-Hub style SavedModel plus its pristine base weights."""
 
-    def __init__(self, saved_model_dir: Path):
+    def __init__(self, saved_model_dir: Path, strategy=None):
         tf = tf_runtime.load().tf
         self.saved_model_dir = Path(saved_model_dir)
-        self.module = tf.saved_model.load(str(saved_model_dir))
+        # Under a distribution strategy the variables must be created in its
+        # scope (mirrored on every device).
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            self.module = tf.saved_model.load(str(saved_model_dir))
         self.variables = list(self.module.variables)
         self._base = [v.numpy() for v in self.variables]
 

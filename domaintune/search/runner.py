@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -50,25 +51,30 @@ class SearchConfig:
 
 
 class Reporter:
-    """One progress line per trial: n/N, metrics, elapsed, ETA."""
+    """One progress line per trial: n/N, metrics, elapsed, ETA.
 
-    def __init__(self, total: int, done: int, base: dict):
-        self.total, self.done, self.base = total, done, base
+    n counts the finished trials in the project directory, so it stays right
+    when several workers share it.
+    """
+
+    def __init__(self, total: int, project_dir: Path):
+        self.total, self.project_dir = total, project_dir
         self.started = time.monotonic()
         self.ran = 0
 
     def trial_done(self, trial, seconds: float) -> None:
-        self.done += 1
         self.ran += 1
+        done = len([t for t in load_trials(self.project_dir)
+                    if t["status"] in ("COMPLETED", "FAILED")])
         elapsed = time.monotonic() - self.started
-        eta = elapsed / self.ran * max(self.total - self.done, 0)
+        eta = elapsed / self.ran * max(self.total - done, 0)
         metrics = {name: trial.metrics.get_last_value(name)
                    for name in ("objective", "val_mse", "sts_pearson")
                    if trial.metrics.exists(name)}
         shown = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None)
         if trial.status != "COMPLETED":
             shown = f"FAILED: {failure_reason(trial.message) or 'unknown error'}"
-        click.echo(f"Trial {self.done}/{self.total} (#{trial.trial_id})  {shown}  "
+        click.echo(f"Trial {done}/{self.total} (#{trial.trial_id})  {shown}  "
                    f"[{seconds:.0f}s, elapsed {_duration(elapsed)}, ETA {_duration(eta)}]")
 
 
@@ -77,8 +83,56 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def run_search(config: SearchConfig, *, overwrite: bool = False) -> Path:
-    """Run (or resume) a search; return the project directory."""
+@dataclass
+class Inputs:
+    """Everything read and checked before any model is loaded."""
+
+    space: Any
+    objective: Any
+    train: Any
+    val: Any
+    retrieval: Any
+    sts: Any
+
+
+def run_search(config: SearchConfig, *, overwrite: bool = False, cluster=None,
+               lease_seconds: float = 60.0, connect_timeout: float = 120.0,
+               strategy: str | None = None) -> Path:
+    """Run (or resume) a search; return the project directory.
+
+    With a ``cluster`` (see :mod:`domaintune.search.distributed`) this process
+    is the chief, serving the oracle, or a worker running trials from it.
+    """
+    inputs = _load_inputs(config)
+    # Import the heavy stack only once the inputs are known to be good, and
+    # resolve the base before touching the project dir (a bad --base must
+    # leave nothing behind).
+    from domaintune.models.resolver import resolve_base
+
+    base_dir = resolve_base(config.base)
+    if cluster is not None and cluster.role == "worker":
+        if overwrite:
+            raise UserError("--overwrite is for the chief (or a single process); a worker "
+                            "must never delete the shared project directory.")
+        from domaintune.search.distributed import wait_for_oracle
+
+        wait_for_oracle(cluster, connect_timeout)
+    project_dir = Path(config.project_dir)
+    _prepare_project_dir(project_dir, config, overwrite)
+    click.echo(f"Search space: {config.space}")
+    oracle = _make_oracle(config, inputs.space, distributed=cluster is not None)
+    if cluster is not None and cluster.role == "chief":
+        _serve_as_chief(oracle, project_dir, inputs, cluster, lease_seconds)
+    else:
+        if cluster is not None:
+            cluster.export_environment()
+        _run_trials(config, inputs, oracle, base_dir, project_dir,
+                    distributed=cluster is not None, strategy=strategy)
+    _print_summary(project_dir, _read_base_metrics(project_dir))
+    return project_dir
+
+
+def _load_inputs(config: SearchConfig) -> Inputs:
     from domaintune.data.pairs import file_sha256, load_pairs, split_pairs
     from domaintune.data.sts import load_sts
     from domaintune.objectives import get_objective
@@ -100,56 +154,94 @@ def run_search(config: SearchConfig, *, overwrite: bool = False) -> Path:
     objective.validate(sts_available=sts is not None)
     if sts is None:
         click.echo("STS-B not used: the objective is domain-only (marked as such in results).")
-
     config.train_sha256 = file_sha256(config.train)
     config.val_sha256 = file_sha256(config.val) if config.val else None
     config.sts_source = sts.source if sts is not None else None
     config.space = space.summary()
-    # Import the heavy stack only once the inputs are known to be good, and
-    # resolve the base before touching the project dir (a bad --base must
-    # leave nothing behind).
-    from domaintune.models.resolver import resolve_base
-    from domaintune.search.encoder_state import EncoderState
-    from domaintune.search.tensorboard_logging import write_experiment_config
-    from domaintune.search.tuner import SearchData, SiameseTuner, make_oracle, planned_trials
+    return Inputs(space, objective, train, val, retrieval, sts)
 
-    base_dir = resolve_base(config.base)
-    project_dir = Path(config.project_dir)
-    _prepare_project_dir(project_dir, config, overwrite)
-    click.echo(f"Search space: {config.space}")
-    encoder = EncoderState(base_dir)
-    base_metrics = _base_metrics(project_dir, encoder,
-                                 SearchData(train, val, sts, {}, retrieval=retrieval))
-    data = SearchData(train=train, val=val, sts=sts, base_metrics=base_metrics,
-                      retrieval=retrieval)
+
+def _make_oracle(config: SearchConfig, space, *, distributed: bool):
+    from domaintune.search.tuner import make_oracle
+
     epochs = space.params["epochs"]
     max_epochs = int({"choice": lambda: max(epochs.values), "fixed": lambda: epochs.default}
                      .get(epochs.kind, lambda: epochs.high)())
-    oracle = make_oracle(config.tuner, space, max_trials=config.max_trials,
-                         max_epochs=max_epochs, seed=config.seed,
-                         max_consecutive_failures=config.max_consecutive_failures)
+    # Distributed: a trial whose worker died is retried once on another worker.
+    return make_oracle(config.tuner, space, max_trials=config.max_trials,
+                       max_epochs=max_epochs, seed=config.seed,
+                       max_consecutive_failures=config.max_consecutive_failures,
+                       max_retries_per_trial=1 if distributed else 0)
+
+
+def _write_experiment_config(project_dir: Path, space) -> None:
+    from domaintune.search.tensorboard_logging import write_experiment_config
+
+    write_experiment_config(project_dir / "logs", space.hparam_specs(),
+                            ["objective", "val_mse", "val_spearman", "retrieval_r1",
+                             "sts_pearson", "domain_term", "sts_term"])
+
+
+def _serve_as_chief(oracle, project_dir: Path, inputs: Inputs, cluster,
+                    lease_seconds: float) -> None:
+    from domaintune.search.distributed import serve_oracle
+
+    oracle._set_project_dir(str(project_dir.parent), project_dir.name)
+    if (project_dir / "oracle.json").is_file():
+        oracle.reload()  # a restarted chief resumes; running trials are retried
+        click.echo(f"Resuming the search's oracle state from {project_dir}")
+    oracle.verbose = 0
+    _write_experiment_config(project_dir, inputs.space)
+    try:
+        serve_oracle(oracle, cluster, lease_seconds)
+    except RuntimeError as exc:
+        _raise_if_consecutive_failures(exc, oracle.max_consecutive_failed_trials, project_dir)
+
+
+def _run_trials(config: SearchConfig, inputs: Inputs, oracle, base_dir: Path,
+                project_dir: Path, *, distributed: bool, strategy: str | None) -> None:
+    from domaintune.search.encoder_state import EncoderState
+    from domaintune.search.tuner import SearchData, SiameseTuner, planned_trials
+
+    distribution = _make_strategy(strategy)
+    encoder = EncoderState(base_dir, strategy=distribution)
+    data = SearchData(inputs.train, inputs.val, inputs.sts, {}, retrieval=inputs.retrieval)
+    data.base_metrics = _base_metrics(project_dir, encoder, data)
     done = len([t for t in load_trials(project_dir) if t["status"] in ("COMPLETED", "FAILED")])
-    reporter = Reporter(planned_trials(oracle, config.max_trials), done, base_metrics)
-    tuner = SiameseTuner(oracle, encoder=encoder, objective=objective, space=space,
-                         project_dir=project_dir,
-                         keep_best=config.keep_best, seed=config.seed, reporter=reporter)
-    write_experiment_config(tuner.logdir, space.hparam_specs(),
-                            ["objective", "val_mse", "val_spearman", "sts_pearson",
-                             "domain_term", "sts_term"])
+    reporter = Reporter(planned_trials(oracle, config.max_trials), project_dir)
+    tuner = SiameseTuner(oracle, encoder=encoder, objective=inputs.objective,
+                         space=inputs.space, project_dir=project_dir,
+                         keep_best=config.keep_best, seed=config.seed, reporter=reporter,
+                         distributed=distributed, strategy=distribution)
+    if not distributed:  # the chief writes it in a distributed search
+        _write_experiment_config(project_dir, inputs.space)
     if done:
         click.echo(f"Resuming: {done} trial(s) already finished in {project_dir}")
     try:
         tuner.search(data=data)
     except RuntimeError as exc:
-        if "consecutive failures" not in str(exc):
-            raise
-        raise UserError(
-            f"Stopped after {config.max_consecutive_failures} consecutive failed trials "
-            f"(last: {failure_reason(str(exc))}). Narrow the search space, e.g. "
-            "--hp learning_rate=1e-6:3e-5, or raise --max-consecutive-failures. "
-            f"Finished trials are kept in {project_dir}.") from None
-    _print_summary(project_dir, base_metrics)
-    return project_dir
+        _raise_if_consecutive_failures(exc, config.max_consecutive_failures, project_dir)
+
+
+def _make_strategy(name: str | None):
+    if name in (None, "none"):
+        return None
+    from domaintune import tf_runtime
+
+    tf = tf_runtime.load().tf
+    strategy = tf.distribute.MirroredStrategy()
+    click.echo(f"MirroredStrategy over {strategy.num_replicas_in_sync} device(s)")
+    return strategy
+
+
+def _raise_if_consecutive_failures(exc: RuntimeError, limit: int, project_dir: Path):
+    if "consecutive failures" not in str(exc):
+        raise exc
+    raise UserError(
+        f"Stopped after {limit} consecutive failed trials "
+        f"(last: {failure_reason(str(exc))}). Narrow the search space, e.g. "
+        "--hp learning_rate=1e-6:3e-5, or raise --max-consecutive-failures. "
+        f"Finished trials are kept in {project_dir}.") from None
 
 
 def _prepare_project_dir(project_dir: Path, config: SearchConfig, overwrite: bool) -> None:
@@ -171,7 +263,7 @@ def _prepare_project_dir(project_dir: Path, config: SearchConfig, overwrite: boo
         raise UserError(f"'{project_dir}' exists and is not a domaintune search directory; "
                         "choose another --project-dir.")
     project_dir.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(asdict(config), indent=2, default=str))
+    _write_atomically(config_path, json.dumps(asdict(config), indent=2, default=str))
 
 
 def _validation_retrieval(val, config: SearchConfig):
@@ -195,16 +287,27 @@ def _base_metrics(project_dir: Path, encoder, data) -> dict:
     """The untuned base model's metrics, computed once per search."""
     from domaintune.search.tuner import encoder_metrics
 
-    path = project_dir / BASE_METRICS_FILE
-    if path.is_file():
-        return json.loads(path.read_text())
+    if (project_dir / BASE_METRICS_FILE).is_file():
+        return _read_base_metrics(project_dir)
     click.echo("Scoring the untuned base model (once per search)...")
     encoder.restore_base()
     metrics = encoder_metrics(encoder, data)
-    path.write_text(json.dumps(metrics, indent=2))
+    _write_atomically(project_dir / BASE_METRICS_FILE, json.dumps(metrics, indent=2))
     shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None)
     click.echo(f"Base model: {shown}")
     return metrics
+
+
+def _read_base_metrics(project_dir: Path) -> dict:
+    path = project_dir / BASE_METRICS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Several processes of a distributed search may write the same file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _print_summary(project_dir: Path, base: dict) -> None:

@@ -8,6 +8,7 @@ metrics; the oracles (random, bayesian, hyperband, grid) work unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -58,11 +59,11 @@ def encoder_metrics(encoder: EncoderState, data: SearchData) -> dict[str, float 
 
 
 def make_oracle(kind: str, space: SearchSpace, *, max_trials: int, max_epochs: int,
-                seed: int, max_consecutive_failures: int):
+                seed: int, max_consecutive_failures: int, max_retries_per_trial: int = 0):
     """One of KerasTuner's oracles over ``space``, minimising ``objective``."""
     objective = kt.Objective("objective", "min")
     common = dict(objective=objective, seed=seed, tune_new_entries=False,
-                  allow_new_entries=False,
+                  allow_new_entries=False, max_retries_per_trial=max_retries_per_trial,
                   max_consecutive_failed_trials=max_consecutive_failures)
     hp = space.kt_hyperparameters(grid=(kind == "grid"))
     if kind == "random":
@@ -93,9 +94,15 @@ class SiameseTuner(kt.Tuner):
 
     def __init__(self, oracle, *, encoder: EncoderState, objective: Objective,
                  space: SearchSpace, project_dir: Path, keep_best: int = 1, seed: int = 0,
-                 overwrite: bool = False, reporter=None):
+                 overwrite: bool = False, reporter=None, distributed: bool = False,
+                 strategy=None):
         self.encoder = encoder
         self.space = space
+        self.distributed = distributed
+        self.strategy = strategy
+        # Hyperband warm-starts from parents: their checkpoints must stay. (A
+        # worker's OracleClient hides the oracle's type, so remember it here.)
+        self.hyperband = isinstance(oracle, kt.oracles.HyperbandOracle)
         self.objective = objective
         self.keep_best = keep_best
         self.seed = seed
@@ -118,6 +125,14 @@ class SiameseTuner(kt.Tuner):
 
     # -- the trial -----------------------------------------------------------
     def run_trial(self, trial, data: SearchData) -> dict[str, float]:
+        if not self.distributed:
+            return self._train_and_score(trial, data)
+        from domaintune.search.distributed import Heartbeat
+
+        with Heartbeat(self.oracle, trial.trial_id):
+            return self._train_and_score(trial, data)
+
+    def _train_and_score(self, trial, data: SearchData) -> dict[str, float]:
         rt = tf_runtime.load()
         rt.tf_keras.backend.clear_session()  # free the previous trial's graph
         values = dict(trial.hyperparameters.values)
@@ -125,8 +140,9 @@ class SiameseTuner(kt.Tuner):
         initial_epoch = self._warm_start(values)
         epochs = int(values.get("tuner/epochs", values["epochs"]))
 
-        model = build_model(trial.hyperparameters, self.encoder.keras_layer(trainable=True),
-                            self.space)
+        with self.strategy.scope() if self.strategy else contextlib.nullcontext():
+            model = build_model(trial.hyperparameters,
+                                self.encoder.keras_layer(trainable=True), self.space)
         batch = dict(batch_size=int(values["batch_size"]), unique_texts=model.pair_loss.in_batch,
                      positives_only=(float(values["positive_threshold"])
                                      if values.get("loss") == "in_batch_negatives" else None))
@@ -172,11 +188,11 @@ class SiameseTuner(kt.Tuner):
     def _worth_keeping(self, objective: float) -> bool:
         """Would this trial's checkpoint survive pruning? (Writing ~270 MB
         for USE-m3 only to delete it is most of a short trial's cost.)"""
-        if isinstance(self.oracle, kt.oracles.HyperbandOracle):
+        if self.hyperband:
             return True  # any trial may become a parent
-        scores = sorted(t.score for t in self.oracle.trials.values()
-                        if t.status == "COMPLETED" and t.score is not None)
-        return len(scores) < self.keep_best or objective < scores[self.keep_best - 1]
+        scores = [t.score for t in self.oracle.get_best_trials(self.keep_best)
+                  if t.score is not None]
+        return len(scores) < self.keep_best or objective < scores[-1]
 
     def save_model(self, trial_id, model=None, step=0) -> None:
         self.encoder.save_weights(self.checkpoint_path(trial_id))
@@ -205,22 +221,35 @@ class SiameseTuner(kt.Tuner):
                 self.reporter.trial_done(self.oracle.get_trial(trial.trial_id),
                                          time.monotonic() - self._trial_started)
 
-    def protected_trial_ids(self) -> set[str]:
-        """Trials whose checkpoints must stay: the best, and Hyperband parents."""
-        best = self.oracle.get_best_trials(self.keep_best)
-        keep = {t.trial_id for t in best}
-        for bracket in getattr(self.oracle, "_brackets", []):
-            for round_info in bracket["rounds"][:-1]:  # possible parents only
-                keep.update(info["id"] for info in round_info)
+    def protected_trial_ids(self) -> set[str] | None:
+        """Trials whose checkpoints must stay: the best, and Hyperband parents
+        (None: keep everything, for Hyperband seen from a worker)."""
+        keep = {t.trial_id for t in self.oracle.get_best_trials(self.keep_best)}
+        if self.hyperband:
+            brackets = getattr(self.oracle, "_brackets", None)
+            if brackets is None:  # an OracleClient does not show them
+                return None
+            for bracket in brackets:
+                for round_info in bracket["rounds"][:-1]:  # possible parents only
+                    keep.update(info["id"] for info in round_info)
         return keep
 
     def prune_checkpoints(self) -> None:
-        """Delete encoder checkpoints of all but the kept trials."""
+        """Delete the encoder checkpoints of ended trials that are not kept.
+
+        Works from the files on disk, so in a distributed search each worker
+        prunes the shared directory; a trial still running elsewhere is left
+        alone.
+        """
         keep = self.protected_trial_ids()
-        for trial_id in self.oracle.trials:
-            path = self.checkpoint_path(trial_id)
-            if trial_id not in keep and path.exists():
-                path.unlink()
+        if keep is None:
+            return
+        for path in Path(self.project_dir).glob(f"trial_*/{CHECKPOINT_NAME}"):
+            trial_id = path.parent.name.removeprefix("trial_")
+            if trial_id in keep:
+                continue
+            if self.oracle.get_trial(trial_id).status in ("COMPLETED", "FAILED", "INVALID"):
+                path.unlink(missing_ok=True)
 
 
 def _loggable(values: dict) -> dict:

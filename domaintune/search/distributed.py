@@ -1,0 +1,185 @@
+"""Distributed search on KerasTuner's chief/worker oracle service.
+
+KerasTuner's distributed mode: a chief process serves the oracle over gRPC and
+workers pull trials from it (``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``,
+``KERASTUNER_ORACLE_PORT``). domaintune adds what a long search on many
+machines needs:
+
+- workers send a heartbeat while they train; the chief sends the trial of a
+  worker silent for ``lease_seconds`` to another worker (once, then it is
+  failed), so a dead worker never stalls the search;
+- workers started before the chief wait for it, with a log line, and a wrong
+  host/port is a clear error after a bounded wait;
+- the chief serves from the project directory's saved state, so a restarted
+  chief resumes the search.
+
+All processes share one project directory (e.g. on NFS): the chief writes the
+trials' state there, workers their checkpoints and TensorBoard logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass
+
+from domaintune.errors import UserError
+
+log = logging.getLogger("domaintune")
+
+HEARTBEAT_SECONDS = float(os.environ.get("DOMAINTUNE_HEARTBEAT_SECONDS", "10"))
+CHIEF_ID = "chief"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """This process's part in a distributed search."""
+
+    role: str  # "chief" | "worker"
+    host: str
+    port: int
+    worker_id: str = ""
+
+    @property
+    def tuner_id(self) -> str:
+        return CHIEF_ID if self.role == "chief" else f"worker-{self.worker_id}"
+
+    def export_environment(self) -> None:
+        """Set the variables KerasTuner reads to find the oracle."""
+        os.environ.update(KERASTUNER_TUNER_ID=self.tuner_id,
+                          KERASTUNER_ORACLE_IP=self.host,
+                          KERASTUNER_ORACLE_PORT=str(self.port))
+
+
+def cluster_from_options(role: str | None, oracle: str | None,
+                         worker_id: str | None) -> Cluster | None:
+    """The cluster from CLI options, else from KerasTuner's environment."""
+    env = os.environ
+    if role is None and "KERASTUNER_ORACLE_IP" in env:
+        tuner_id = env.get("KERASTUNER_TUNER_ID", "")
+        role = "chief" if "chief" in tuner_id else "worker"
+        oracle = oracle or f"{env['KERASTUNER_ORACLE_IP']}:{env.get('KERASTUNER_ORACLE_PORT', '')}"
+        worker_id = worker_id or tuner_id.removeprefix("worker-")
+    if role is None:
+        if oracle or worker_id:
+            raise UserError("--oracle/--worker-id need --role chief|worker.")
+        return None
+    if not oracle:
+        raise UserError(f"--role {role} needs --oracle HOST:PORT (the chief's address).")
+    host, _, port = oracle.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--oracle '{oracle}': expected HOST:PORT, e.g. 10.0.0.5:8000.")
+    if role == "worker" and not worker_id:
+        raise UserError("--role worker needs a --worker-id unique to this worker, e.g. 1.")
+    return Cluster(role, host, int(port), worker_id or "")
+
+
+def wait_for_oracle(cluster: Cluster, timeout: float) -> None:
+    """Block until the chief answers; a clear error after ``timeout`` seconds."""
+    import grpc
+
+    address = f"{cluster.host}:{cluster.port}"
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        while True:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=min(5.0, timeout))
+                return
+            except grpc.FutureTimeoutError:
+                if time.monotonic() >= deadline:
+                    raise UserError(
+                        f"No oracle answered at {address} within {timeout:.0f}s. Start the "
+                        "chief first (domaintune search --role chief --oracle HOST:PORT ...) "
+                        "and check the host and port, or raise --connect-timeout.") from None
+                log.warning("Waiting for the oracle at %s ...", address)
+
+
+class Heartbeat:
+    """Worker side: tells the chief every few seconds that a trial is alive."""
+
+    def __init__(self, oracle, trial_id: str, every: float = HEARTBEAT_SECONDS):
+        self.oracle, self.trial_id, self.every = oracle, trial_id, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.oracle.get_trial(self.trial_id)
+            except Exception as exc:  # the chief may be restarting; keep training
+                log.warning("Heartbeat to the oracle failed: %s", exc)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.every + 5)
+
+
+def serve_oracle(oracle, cluster: Cluster, lease_seconds: float) -> None:
+    """Chief side: serve ``oracle`` until every trial has ended."""
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer, exit_chief
+
+    last_seen: dict[str, float] = {}
+
+    class LeaseServicer(OracleServicer):
+        """Records when each trial was last heard of."""
+
+        def CreateTrial(self, request, context):
+            response = super().CreateTrial(request, context)
+            if response.trial.trial_id:
+                last_seen[response.trial.trial_id] = time.monotonic()
+            return response
+
+        def GetTrial(self, request, context):
+            last_seen[request.trial_id] = time.monotonic()
+            return super().GetTrial(request, context)
+
+        def UpdateTrial(self, request, context):
+            last_seen[request.trial_id] = time.monotonic()
+            return super().UpdateTrial(request, context)
+
+    servicer = LeaseServicer(oracle)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    if server.add_insecure_port(f"{cluster.host}:{cluster.port}") == 0:
+        raise UserError(f"Cannot listen on {cluster.host}:{cluster.port} (in use, or not an "
+                        "address of this machine). Choose another --oracle port.")
+    server.start()
+    log.warning("Oracle serving on %s:%s; start the workers.", cluster.host, cluster.port)
+    try:
+        while not (servicer.stop_triggered and exit_chief(oracle)):
+            time.sleep(0.5)
+            expire_silent_trials(oracle, last_seen, lease_seconds)
+    finally:
+        server.stop(grace=2)
+
+
+def expire_silent_trials(oracle, last_seen: dict[str, float], lease_seconds: float) -> None:
+    """End the trials of workers silent for longer than the lease.
+
+    The trial is ended as INVALID, which KerasTuner retries on another worker
+    (``max_retries_per_trial``) and fails after that; the worker is forgotten
+    so the chief does not wait for it at the end.
+    """
+    from keras_tuner.src.engine import trial as trial_module
+
+    now = time.monotonic()
+    for tuner_id, trial in list(oracle.ongoing_trials.items()):
+        silent = now - last_seen.setdefault(trial.trial_id, now)
+        if silent <= lease_seconds:
+            continue
+        log.warning("Worker %s silent for %.0fs: trial %s is sent for retry.",
+                    tuner_id, silent, trial.trial_id)
+        trial.status = trial_module.TrialStatus.INVALID
+        trial.message = f"worker {tuner_id} stopped responding (no heartbeat for {silent:.0f}s)"
+        oracle.end_trial(trial)
+        oracle.tuner_ids.discard(tuner_id)
+        last_seen.pop(trial.trial_id, None)

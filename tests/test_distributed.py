@@ -1,0 +1,138 @@
+"""Distributed search: a chief and workers as real processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from domaintune.search.results import load_trials
+from domaintune.search.tensorboard_logging import read_scalars
+
+from .conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def common(project: Path, model: Path, port: int, trials: int = 4, epochs: int = 2):
+    return ["--base", str(model), "--sts", "none", "--project-dir", str(project),
+            "--max-trials", str(trials), "--epochs", str(epochs), "--hp", "batch_size=32",
+            "--hp", "learning_rate=1e-3:1e-1", "--oracle", f"127.0.0.1:{port}",
+            "--lease-timeout", "4"]
+
+
+def start(*args: str, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "DOMAINTUNE_HEARTBEAT_SECONDS": "0.5"}
+    return subprocess.Popen([sys.executable, "-m", "domaintune.cli", "search", *args],
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+
+
+def finish(procs: list[subprocess.Popen], timeout: float = 400) -> None:
+    deadline = time.monotonic() + timeout
+    try:
+        for proc in procs:
+            proc.wait(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def trials_run_by(log: Path) -> list[str]:
+    return re.findall(r"^Trial \d+/\d+ \(#(\w+)\)", log.read_text(), flags=re.M)
+
+
+def test_chief_and_two_workers_complete_a_search(tmp_path, tiny_model_dir):
+    project, port = tmp_path / "p", free_port()
+    args = common(project, tiny_model_dir, port)
+    chief = start("--role", "chief", *args, log=tmp_path / "chief.log")
+    workers = [start("--role", "worker", "--worker-id", str(i), *args,
+                     log=tmp_path / f"w{i}.log") for i in (1, 2)]
+    finish([chief, *workers])
+    assert [p.returncode for p in (chief, *workers)] == [0, 0, 0], \
+        (tmp_path / "chief.log").read_text()[-2000:]
+    trials = load_trials(project)
+    assert [t["status"] for t in trials] == ["COMPLETED"] * 4
+    assert len({json.dumps(t["hyperparameters"], sort_keys=True) for t in trials}) == 4
+    ran = trials_run_by(tmp_path / "w1.log") + trials_run_by(tmp_path / "w2.log")
+    assert sorted(ran) == sorted(t["trial_id"] for t in trials)  # each by exactly one worker
+    assert list(project.glob("trial_*/encoder.npz"))  # the best kept
+    run_cli("export", project, "--out", tmp_path / "export")
+    assert (tmp_path / "export" / "saved_model.pb").is_file()
+
+
+def test_killed_worker_does_not_stall_the_search(tmp_path, tiny_model_dir):
+    project, port = tmp_path / "p", free_port()
+    args = common(project, tiny_model_dir, port, trials=3, epochs=4)
+    chief = start("--role", "chief", *args, log=tmp_path / "chief.log")
+    doomed = start("--role", "worker", "--worker-id", "1", *args, log=tmp_path / "w1.log")
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:  # kill it in the middle of its first trial
+            states = [json.loads(p.read_text()) for p in project.glob("trial_*/trial.json")]
+            if any(s["status"] == "RUNNING" for s in states) and \
+                    list((project / "logs").glob("*/events.out.*")):
+                break
+            time.sleep(0.05)
+        os.killpg(doomed.pid, signal.SIGKILL)
+        doomed.wait(timeout=30)
+        survivor = start("--role", "worker", "--worker-id", "2", *args, log=tmp_path / "w2.log")
+        finish([chief, survivor])
+    finally:
+        finish([chief])
+    assert chief.returncode == 0 and survivor.returncode == 0, \
+        (tmp_path / "chief.log").read_text()[-2000:]
+    assert [t["status"] for t in load_trials(project)] == ["COMPLETED"] * 3
+    assert "silent" in (tmp_path / "chief.log").read_text()  # the lease expired
+
+
+def test_worker_waits_for_a_late_chief(tmp_path, tiny_model_dir):
+    project, port = tmp_path / "p", free_port()
+    args = common(project, tiny_model_dir, port, trials=1, epochs=1)
+    worker = start("--role", "worker", "--worker-id", "1", *args, log=tmp_path / "w1.log")
+    time.sleep(12)  # the worker is up and waiting
+    chief = start("--role", "chief", *args, log=tmp_path / "chief.log")
+    finish([worker, chief])
+    assert worker.returncode == 0 and chief.returncode == 0
+    assert "Waiting for the oracle at 127.0.0.1" in (tmp_path / "w1.log").read_text()
+    assert [t["status"] for t in load_trials(project)] == ["COMPLETED"]
+
+
+def test_wrong_oracle_address_is_a_clear_error(tmp_path, tiny_model_dir):
+    args = common(tmp_path / "p", tiny_model_dir, free_port(), trials=1)
+    proc = run_cli("search", "--role", "worker", "--worker-id", "1", *args,
+                   "--connect-timeout", "2", check=False)
+    assert proc.returncode == 1
+    assert "Error: No oracle answered at 127.0.0.1:" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "p").exists()  # nothing half-written
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_model_dir):
+    project = tmp_path / "p"
+    env = {**os.environ, "DOMAINTUNE_LOGICAL_CPUS": "2"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "domaintune.cli", "search", "--base", str(tiny_model_dir),
+         "--sts", "none", "--project-dir", str(project), "--max-trials", "1", "--epochs", "3",
+         "--hp", "batch_size=32", "--hp", "learning_rate=0.05", "--strategy", "mirrored"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "MirroredStrategy over 2 device(s)" in proc.stdout
+    (trial,) = load_trials(project)
+    losses = [value for _, value in read_scalars(project / "logs" / trial["trial_id"])["loss"]]
+    assert len(losses) >= 2 and losses[-1] < losses[0]
