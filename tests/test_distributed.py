@@ -136,3 +136,33 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_model_dir):
     (trial,) = load_trials(project)
     losses = [value for _, value in read_scalars(project / "logs" / trial["trial_id"])["loss"]]
     assert len(losses) >= 2 and losses[-1] < losses[0]
+
+
+def test_restarted_chief_resumes(tmp_path, tiny_model_dir):
+    project, port = tmp_path / "p", free_port()
+    args = common(project, tiny_model_dir, port, trials=3, epochs=1)
+    chief = start("--role", "chief", *args, log=tmp_path / "chief1.log")
+    worker = start("--role", "worker", "--worker-id", "1", *args, log=tmp_path / "w1.log")
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not any(
+                t["status"] == "COMPLETED" for t in _trials(project)):
+            time.sleep(0.05)
+        os.killpg(chief.pid, signal.SIGKILL)
+        chief.wait(timeout=30)
+        time.sleep(2)
+        chief = start("--role", "chief", *args, log=tmp_path / "chief2.log")
+        finish([worker, chief])
+    finally:
+        finish([worker, chief])
+    assert chief.returncode == 0 and worker.returncode == 0, \
+        (tmp_path / "chief2.log").read_text()[-2000:] + (tmp_path / "w1.log").read_text()[-2000:]
+    assert "Resuming the search's oracle state" in (tmp_path / "chief2.log").read_text()
+    assert [t["status"] for t in load_trials(project)] == ["COMPLETED"] * 3
+
+
+def _trials(project: Path) -> list[dict]:
+    try:
+        return load_trials(project)
+    except Exception:  # the project is still being created
+        return []

@@ -25,6 +25,7 @@ import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 
 from domaintune.errors import UserError
 
@@ -119,6 +120,64 @@ class Heartbeat:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(timeout=self.every + 5)
+
+
+def resume_oracle(oracle, state_file) -> None:
+    """Reload a chief's saved oracle, keeping its workers' trials running.
+
+    KerasTuner's reload sends every trial that was running to the retry queue
+    (even one that had just completed). A restarted chief's workers are
+    usually still training, so their trials stay theirs; the lease hands the
+    trial of a worker that does not come back to another one.
+    """
+    import json
+
+    ongoing = json.loads(Path(state_file).read_text()).get("ongoing_trials", {})
+    oracle.reload()
+    for tuner_id, trial_id in ongoing.items():
+        trial = oracle.trials[trial_id]
+        if trial_id in oracle._retry_queue:
+            oracle._retry_queue.remove(trial_id)
+        if trial.status == "RUNNING":
+            oracle.ongoing_trials[tuner_id] = trial
+            oracle.tuner_ids.add(tuner_id)
+
+
+class RetryingOracle:
+    """Worker side: an OracleClient whose calls ride out a chief restart.
+
+    KerasTuner's client waits for a chief that is not up yet, but a call in
+    flight when the chief goes down fails; retry it for ``patience`` seconds.
+    """
+
+    def __init__(self, client, patience: float):
+        self._client, self._patience = client, patience
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            import grpc
+
+            deadline = time.monotonic() + self._patience
+            while True:
+                try:
+                    return attribute(*args, **kwargs)
+                except grpc.RpcError as exc:
+                    if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                        raise
+                    log.warning("Oracle unavailable (%s); retrying.", exc.details())
+                    time.sleep(1.0)
+
+        return call
+
+    def __setattr__(self, name, value):
+        if name.startswith("_"):
+            super().__setattr__(name, value)
+        else:
+            setattr(self._client, name, value)
 
 
 def serve_oracle(oracle, cluster: Cluster, lease_seconds: float) -> None:

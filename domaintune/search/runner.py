@@ -127,7 +127,8 @@ def run_search(config: SearchConfig, *, overwrite: bool = False, cluster=None,
         if cluster is not None:
             cluster.export_environment()
         _run_trials(config, inputs, oracle, base_dir, project_dir,
-                    distributed=cluster is not None, strategy=strategy)
+                    distributed=cluster is not None, strategy=strategy,
+                    oracle_patience=connect_timeout)
     _print_summary(project_dir, _read_base_metrics(project_dir))
     return project_dir
 
@@ -186,9 +187,11 @@ def _serve_as_chief(oracle, project_dir: Path, inputs: Inputs, cluster,
                     lease_seconds: float) -> None:
     from domaintune.search.distributed import serve_oracle
 
+    from domaintune.search.distributed import resume_oracle
+
     oracle._set_project_dir(str(project_dir.parent), project_dir.name)
     if (project_dir / "oracle.json").is_file():
-        oracle.reload()  # a restarted chief resumes; running trials are retried
+        resume_oracle(oracle, project_dir / "oracle.json")
         click.echo(f"Resuming the search's oracle state from {project_dir}")
     oracle.verbose = 0
     _write_experiment_config(project_dir, inputs.space)
@@ -199,7 +202,8 @@ def _serve_as_chief(oracle, project_dir: Path, inputs: Inputs, cluster,
 
 
 def _run_trials(config: SearchConfig, inputs: Inputs, oracle, base_dir: Path,
-                project_dir: Path, *, distributed: bool, strategy: str | None) -> None:
+                project_dir: Path, *, distributed: bool, strategy: str | None,
+                oracle_patience: float) -> None:
     from domaintune.search.encoder_state import EncoderState
     from domaintune.search.tuner import SearchData, SiameseTuner, planned_trials
 
@@ -212,7 +216,8 @@ def _run_trials(config: SearchConfig, inputs: Inputs, oracle, base_dir: Path,
     tuner = SiameseTuner(oracle, encoder=encoder, objective=inputs.objective,
                          space=inputs.space, project_dir=project_dir,
                          keep_best=config.keep_best, seed=config.seed, reporter=reporter,
-                         distributed=distributed, strategy=distribution)
+                         distributed=distributed, strategy=distribution,
+                         oracle_patience=oracle_patience)
     if not distributed:  # the chief writes it in a distributed search
         _write_experiment_config(project_dir, inputs.space)
     if done:

@@ -95,7 +95,7 @@ class SiameseTuner(kt.Tuner):
     def __init__(self, oracle, *, encoder: EncoderState, objective: Objective,
                  space: SearchSpace, project_dir: Path, keep_best: int = 1, seed: int = 0,
                  overwrite: bool = False, reporter=None, distributed: bool = False,
-                 strategy=None):
+                 strategy=None, oracle_patience: float = 300.0):
         self.encoder = encoder
         self.space = space
         self.distributed = distributed
@@ -110,6 +110,10 @@ class SiameseTuner(kt.Tuner):
         project_dir = Path(project_dir)
         super().__init__(oracle=oracle, directory=str(project_dir.parent),
                          project_name=project_dir.name, overwrite=overwrite)
+        if distributed:  # KerasTuner wrapped the oracle in its gRPC client
+            from domaintune.search.distributed import RetryingOracle
+
+            self.oracle = RetryingOracle(self.oracle, oracle_patience)
         self.oracle.verbose = 0  # our reporter prints the progress lines
         # Else KerasTuner prints each failed trial's traceback; the reason is
         # recorded in the trial and shown on its progress line instead.
