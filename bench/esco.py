@@ -10,7 +10,8 @@ process's peak RSS (``resource.getrusage``) includes the interpreter, numpy and
 every run, so it is an upper bound of what the build needs.
 
 Run from the repository root: ``python bench/esco.py [--repeats N]``.
-(The retrieval part of this benchmark is added separately.)
+Then the untuned use-m3's retrieval on the held-out occupations
+(``--skip-retrieval`` leaves it out).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="timed runs, the median is reported (default 3)")
     p.add_argument("--holdout-fraction", type=float, default=0.2, help="default 0.2")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-retrieval", action="store_true",
+                   help="only time the build (no TensorFlow, no model)")
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
@@ -114,7 +117,31 @@ def main(argv: list[str] | None = None) -> int:
         rate = f"{n_pairs / med:,.0f}" if name in ("build", "total") else ""
         print(f"{name:<8}{med:>10.3f}{min(times):>9.3f}{rate:>12}{peaks[name] / 2**20:>15.1f}")
     print(f"\npeak RSS of the process (interpreter, numpy and all runs): {max_rss_mib:.0f} MiB")
+    if not args.skip_retrieval:
+        holdout_retrieval_of_base(occupation_paths, result)
     return 0
+
+
+def holdout_retrieval_of_base(occupation_paths: list[Path], result) -> None:
+    """Retrieval of the untuned use-m3 on the held-out occupations (English
+    alternative label -> preferred label among the held-out occupations)."""
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    from quality import heldout_retrieval
+
+    from domaintune.data.esco import read_occupations
+    from domaintune.models.encoder import batched_encoder, load_encoder_layer
+    from domaintune.models.resolver import resolve_base
+    from domaintune.retrieval import retrieval_metrics
+
+    rset = heldout_retrieval(read_occupations(occupation_paths), result.heldout_uris)
+    encode = batched_encoder(load_encoder_layer(resolve_base("use-m3")))
+    started = time.perf_counter()
+    found = retrieval_metrics(encode, rset)
+    seconds = time.perf_counter() - started
+    print(f"\nuse-m3 (untuned) retrieval on the holdout: {found['retrieval_queries']:,} queries, "
+          f"corpus {found['retrieval_corpus']:,}: recall@1 {found['retrieval_r1']:.4f}, "
+          f"recall@5 {found['retrieval_r5']:.4f}, MRR {found['retrieval_mrr']:.4f} "
+          f"({seconds:.1f}s)")
 
 
 if __name__ == "__main__":

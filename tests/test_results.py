@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from domaintune.cli import main
 from domaintune.errors import UserError
+from domaintune.search.space import PARAM_NAMES
 from domaintune.search.results import (
     BASE_METRICS_FILE,
     CONFIG_FILE,
@@ -98,8 +99,7 @@ def test_load_trials(project):
     assert [t["trial_id"] for t in trials] == ["0", "1", "2", "3"]
     assert [t["status"] for t in trials] == ["COMPLETED", "FAILED", "COMPLETED", "COMPLETED"]
     for t in trials:
-        assert set(t["hyperparameters"]) == {"learning_rate", "clipnorm", "clip_epsilon",
-                                             "batch_size", "epochs"}
+        assert set(t["hyperparameters"]) == set(PARAM_NAMES)  # no tuner/* keys
         assert t["hyperparameters"]["epochs"] == 3
         assert t["hyperparameters"]["batch_size"] in (8, 16)
         assert 1e-6 <= t["hyperparameters"]["learning_rate"] <= 1e-4
