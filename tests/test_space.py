@@ -139,7 +139,7 @@ def test_overrides_do_not_change_the_declared_space():
 
 @pytest.mark.parametrize("option, message", [
     ("lr=1e-5", r"unknown hyperparameter 'lr'\. Known: learning_rate, clipnorm, "
-                r"clip_epsilon, batch_size, epochs\."),
+                 r"clip_epsilon, batch_size, epochs, loss"),
     ("batch_size=abc", r"batch_size: 'abc' is not a valid int \(default is 16\)"),
     ("batch_size=8.5", r"batch_size: '8\.5' is not a valid int"),
     ("batch_size=8,", r"batch_size: '' is not a valid int"),
@@ -151,7 +151,8 @@ def test_overrides_do_not_change_the_declared_space():
     ("learning_rate=1e-6:", r"learning_rate: '' is not a valid float"),
     ("batch_size=8:32", r"a range needs a numeric parameter; 'batch_size' takes one of "
                         r"\{8, 16, 32\}"),
-    ("epochs=1:3", r"a range needs a numeric parameter"),
+    ("loss=1:3", r"a range needs a numeric parameter"),
+    ("loss=hinge", r"'hinge' is not one of angular_mse, cosent, in_batch_negatives, mixed"),
 ])
 def test_bad_override_values_are_user_errors(option, message):
     with pytest.raises(UserError, match=message):
@@ -342,3 +343,10 @@ def test_random_oracle_respects_fixed_and_range_overrides(tmp_path):
     assert len({v["learning_rate"] for v in seen}) == 12  # really sampled
     # Log sampling: most draws fall in the lower decades, unlike linear sampling.
     assert sum(v["learning_rate"] < 5e-6 for v in seen) >= 4
+
+
+def test_a_fixed_number_can_become_a_range():
+    space = SearchSpace().with_overrides(parse_hp_options(["epochs=1:3", "scale=10:40"]))
+    hp = space.kt_hyperparameters()
+    assert (hp._hps["epochs"][0].min_value, hp._hps["epochs"][0].max_value) == (1, 3)
+    assert type(hp._hps["scale"][0]).__name__ == "Float"
