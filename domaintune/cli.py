@@ -184,7 +184,9 @@ def search(columns, scale, dedupe, role, oracle_address, worker_id, lease_timeou
     overrides = load_hp_file(hp_file) if hp_file else {}
     overrides.update(parse_hp_options(hp_options))
     if epochs is not None:
-        overrides.setdefault("epochs", [epochs])
+        if "epochs" in overrides:
+            raise UserError("--epochs and --hp epochs=... both set the epochs; keep one.")
+        overrides["epochs"] = [epochs]
     config = SearchConfig(
         train=str(train_path or sample_path()), val=str(val_path) if val_path else None,
         val_split=val_split, base=base, sts=sts_spec, tuner=tuner, max_trials=max_trials,

@@ -281,3 +281,27 @@ def test_frozen_table_and_dense_adam_train(tmp_path, tiny_model_dir):
     base = EncoderState(tiny_model_dir)
     assert np.array_equal(table, base.variables[0].numpy())  # the table was frozen
     assert not np.array_equal(dense, base.variables[1].numpy())  # the rest trained
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--hp", "loss=in_batch_negatives", "--hp", "positive_threshold=1.0", "--train", "LOW"],
+     "trains on pairs scored >= positive_threshold (1), and the training pairs have 0"),
+    (["--epochs", "2", "--hp", "epochs=3"], "--epochs and --hp epochs=... both set"),
+    (["--role", "worker", "--oracle", "127.0.0.1:1", "--worker-id", "chief2"],
+     "--worker-id 'chief2': use letters"),
+    (["--role", "worker", "--worker-id", "1"], "--role worker needs --oracle HOST:PORT"),
+    (["--project-dir", "FILE"], "is a file; pass a folder"),
+])
+def test_search_option_mistakes_are_one_clear_error(tmp_path, tiny_model_dir, extra, message):
+    low = tmp_path / "low.csv"
+    low.write_text("base,ref,similarity\n" + "".join(f"a{i},b{i},0.6\n" for i in range(20)))
+    (tmp_path / "file").write_text("")
+    extra = [str(low) if e == "LOW" else str(tmp_path / "file") if e == "FILE" else e
+             for e in extra]
+    args = ["search", "--base", str(tiny_model_dir), "--sts", "none", *extra]
+    if "--project-dir" not in extra:
+        args += ["--project-dir", str(tmp_path / "p")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "p").exists()

@@ -147,10 +147,13 @@ def test_overrides_do_not_change_the_declared_space():
     ("learning_rate=inf", r"learning_rate: 'inf' is not a valid float"),
     ("learning_rate=1e-4:1e-6", r"learning_rate=1e-4:1e-6: need min < max and min > 0 \(log"),
     ("learning_rate=1e-5:1e-5", r"need min < max"),
-    ("learning_rate=0:1e-5", r"min > 0 \(log scale\)"),
+    ("learning_rate=0:1e-5", r"--hp learning_rate=0: must be > 0"),
     ("learning_rate=1e-6:", r"learning_rate: '' is not a valid float"),
-    ("batch_size=8:32", r"a range needs a numeric parameter; 'batch_size' takes one of "
-                        r"\{8, 16, 32\}"),
+    ("batch_size=8:32", r"give a list of values, e\.g\. --hp batch_size=8,16,32"),
+    ("batch_size=0", r"--hp batch_size=0: must be >= 1"),
+    ("clip_epsilon=2", r"--hp clip_epsilon=2: must be > 0 and <= 1"),
+    ("positive_threshold=1.5", r"must be >= 0 and <= 1"),
+    ("epochs=0", r"--hp epochs=0: must be >= 1"),
     ("loss=1:3", r"a range needs a numeric parameter"),
     ("loss=hinge", r"'hinge' is not one of angular_mse, cosent, in_batch_negatives, mixed"),
 ])

@@ -77,7 +77,7 @@ class InBatchNegatives:
     """Softmax over in-batch candidates, anchors = pairs at/above the threshold."""
 
     scale: float = 20.0
-    positive_threshold: float = 0.9
+    positive_threshold: float = 0.99
     name = "in_batch_negatives"
     in_batch = True
 
@@ -102,7 +102,7 @@ class Mixed:
 
     clip_epsilon: float = 1e-5
     scale: float = 20.0
-    positive_threshold: float = 0.9
+    positive_threshold: float = 0.99
     mix_weight: float = 1.0
     name = "mixed"
     in_batch = True

@@ -74,9 +74,12 @@ class SiameseModel(keras.Model):
     def train_step(self, data):
         inputs, target = data
         variables = self.tuned_variables()
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             loss, mae = self._loss(inputs, target, training=True)
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            # Replicas' gradients are summed: scale so they average instead.
+            scaled = loss / replicas
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return self._track(loss, mae)
 
     def test_step(self, data):

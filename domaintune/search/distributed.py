@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from concurrent import futures
@@ -75,6 +76,10 @@ def cluster_from_options(role: str | None, oracle: str | None,
         raise UserError(f"--oracle '{oracle}': expected HOST:PORT, e.g. 10.0.0.5:8000.")
     if role == "worker" and not worker_id:
         raise UserError("--role worker needs a --worker-id unique to this worker, e.g. 1.")
+    if role == "worker" and (not re.fullmatch(r"[A-Za-z0-9_.-]+", worker_id)
+                             or "chief" in worker_id):
+        raise UserError(f"--worker-id '{worker_id}': use letters, digits, '.', '_' or '-' "
+                        "(and not the word 'chief', which KerasTuner reserves), e.g. 1.")
     return Cluster(role, host, int(port), worker_id or "")
 
 
@@ -138,7 +143,8 @@ def resume_oracle(oracle, state_file) -> None:
         trial = oracle.trials[trial_id]
         if trial_id in oracle._retry_queue:
             oracle._retry_queue.remove(trial_id)
-        if trial.status == "RUNNING":
+        if trial.status not in ("COMPLETED", "FAILED"):
+            trial.status = "RUNNING"  # a retried trial is RUNNING only in memory
             oracle.ongoing_trials[tuner_id] = trial
             oracle.tuner_ids.add(tuner_id)
 
@@ -186,54 +192,118 @@ def serve_oracle(oracle, cluster: Cluster, lease_seconds: float) -> None:
     from keras_tuner.src import protos
     from keras_tuner.src.distribute.oracle_chief import OracleServicer, exit_chief
 
-    last_seen: dict[str, float] = {}
+    if lease_seconds < 3 * HEARTBEAT_SECONDS:
+        raise UserError(f"--lease-timeout {lease_seconds:g} is shorter than 3 heartbeats "
+                        f"({3 * HEARTBEAT_SECONDS:g}s): live workers would lose their trials.")
+    leases = Leases()
+    failure: list[RuntimeError] = []
 
     class LeaseServicer(OracleServicer):
-        """Records when each trial was last heard of."""
+        """Records when each trial and worker was last heard of."""
 
         def CreateTrial(self, request, context):
+            if failure:  # stopped after too many consecutive failures
+                self.stop_triggered = True
+                oracle.tuner_ids.discard(request.tuner_id)
+                return protos.get_service().CreateTrialResponse(
+                    trial=_stopped_trial(oracle).to_proto())
             response = super().CreateTrial(request, context)
-            if response.trial.trial_id:
-                last_seen[response.trial.trial_id] = time.monotonic()
+            leases.seen(request.tuner_id, response.trial.trial_id or None)
             return response
 
         def GetTrial(self, request, context):
-            last_seen[request.trial_id] = time.monotonic()
+            leases.seen_trial(oracle, request.trial_id)
             return super().GetTrial(request, context)
 
         def UpdateTrial(self, request, context):
-            last_seen[request.trial_id] = time.monotonic()
+            leases.seen_trial(oracle, request.trial_id)
             return super().UpdateTrial(request, context)
+
+        def EndTrial(self, request, context):
+            try:
+                return super().EndTrial(request, context)
+            except RuntimeError as exc:  # too many consecutive failures
+                failure.append(exc)
+                _record_failed_end(oracle, request.trial.trial_id)
+                return protos.get_service().EndTrialResponse()
 
     servicer = LeaseServicer(oracle)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    if server.add_insecure_port(f"{cluster.host}:{cluster.port}") == 0:
+    try:
+        server.add_insecure_port(f"{cluster.host}:{cluster.port}")
+    except RuntimeError:
         raise UserError(f"Cannot listen on {cluster.host}:{cluster.port} (in use, or not an "
-                        "address of this machine). Choose another --oracle port.")
+                        "address of this machine). Choose another --oracle port.") from None
     server.start()
     log.warning("Oracle serving on %s:%s; start the workers.", cluster.host, cluster.port)
     try:
         while not (servicer.stop_triggered and exit_chief(oracle)):
             time.sleep(0.5)
-            expire_silent_trials(oracle, last_seen, lease_seconds)
+            expire_silent(oracle, leases, lease_seconds)
+            if failure and not oracle.ongoing_trials:
+                raise failure[0]
     finally:
         server.stop(grace=2)
 
 
-def expire_silent_trials(oracle, last_seen: dict[str, float], lease_seconds: float) -> None:
-    """End the trials of workers silent for longer than the lease.
+def _stopped_trial(oracle):
+    from keras_tuner.src.engine import trial as trial_module
+
+    return trial_module.Trial(hyperparameters=oracle.hyperparameters.copy(),
+                              status=trial_module.TrialStatus.STOPPED)
+
+
+def _record_failed_end(oracle, trial_id: str) -> None:
+    """KerasTuner raised before writing the trial that hit the limit."""
+    trial = oracle.get_trial(trial_id)
+    oracle._save_trial(trial)
+    for tuner_id, ongoing in list(oracle.ongoing_trials.items()):
+        if ongoing.trial_id == trial_id:
+            oracle.ongoing_trials.pop(tuner_id)
+    oracle.save()
+
+
+class Leases:
+    """When each worker (tuner id) and each running trial was last heard of."""
+
+    def __init__(self):
+        self.workers: dict[str, float] = {}
+        self.trials: dict[str, float] = {}
+
+    def seen(self, tuner_id: str, trial_id: str | None) -> None:
+        now = time.monotonic()
+        self.workers[tuner_id] = now
+        if trial_id:
+            self.trials[trial_id] = now
+
+    def seen_trial(self, oracle, trial_id: str) -> None:
+        for tuner_id, trial in list(oracle.ongoing_trials.items()):
+            if trial.trial_id == trial_id:
+                self.seen(tuner_id, trial_id)
+
+
+def _synchronized(func):
+    import keras_tuner as kt
+
+    return kt.synchronized(func)
+
+
+@_synchronized
+def expire_silent(oracle, leases: Leases, lease_seconds: float) -> None:
+    """End the trials of workers silent for longer than the lease; forget
+    silent workers between trials, so the chief does not wait for them.
 
     The trial is ended as INVALID, which KerasTuner retries on another worker
-    (``max_retries_per_trial``) and fails after that; the worker is forgotten
-    so the chief does not wait for it at the end.
+    (``max_retries_per_trial``) and fails after that. Runs under the oracle's
+    lock, so it cannot interleave with a worker's own report.
     """
     from keras_tuner.src.engine import trial as trial_module
 
     now = time.monotonic()
     for tuner_id, trial in list(oracle.ongoing_trials.items()):
-        silent = now - last_seen.setdefault(trial.trial_id, now)
-        if silent <= lease_seconds:
+        silent = now - leases.trials.setdefault(trial.trial_id, now)
+        if silent <= lease_seconds or trial.status != trial_module.TrialStatus.RUNNING:
             continue
         log.warning("Worker %s silent for %.0fs: trial %s is sent for retry.",
                     tuner_id, silent, trial.trial_id)
@@ -241,4 +311,11 @@ def expire_silent_trials(oracle, last_seen: dict[str, float], lease_seconds: flo
         trial.message = f"worker {tuner_id} stopped responding (no heartbeat for {silent:.0f}s)"
         oracle.end_trial(trial)
         oracle.tuner_ids.discard(tuner_id)
-        last_seen.pop(trial.trial_id, None)
+        leases.trials.pop(trial.trial_id, None)
+    busy = set(oracle.ongoing_trials)
+    for tuner_id in list(oracle.tuner_ids):
+        idle = now - leases.workers.setdefault(tuner_id, now)
+        if tuner_id not in busy and idle > lease_seconds:
+            log.warning("Worker %s silent for %.0fs between trials: no longer waited for.",
+                        tuner_id, idle)
+            oracle.tuner_ids.discard(tuner_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,8 +65,7 @@ class Reporter:
 
     def trial_done(self, trial, seconds: float) -> None:
         self.ran += 1
-        done = len([t for t in load_trials(self.project_dir)
-                    if t["status"] in ("COMPLETED", "FAILED")])
+        done = finished_trials(self.project_dir)
         elapsed = time.monotonic() - self.started
         eta = elapsed / self.ran * max(self.total - done, 0)
         metrics = {name: trial.metrics.get_last_value(name)
@@ -76,6 +76,14 @@ class Reporter:
             shown = f"FAILED: {failure_reason(trial.message) or 'unknown error'}"
         click.echo(f"Trial {done}/{self.total} (#{trial.trial_id})  {shown}  "
                    f"[{seconds:.0f}s, elapsed {_duration(elapsed)}, ETA {_duration(eta)}]")
+
+
+def finished_trials(project_dir: Path) -> int:
+    """Completed + failed trials on disk (0 while a file is being written)."""
+    try:
+        return sum(t["status"] in ("COMPLETED", "FAILED") for t in load_trials(project_dir))
+    except UserError:  # another process is writing a trial.json right now
+        return 0
 
 
 def _duration(seconds: float) -> str:
@@ -150,6 +158,7 @@ def _load_inputs(config: SearchConfig) -> Inputs:
     else:
         train, val = split_pairs(train, config.val_split, config.seed)
     click.echo(f"Train: {len(train)} pairs, validation: {len(val)} pairs")
+    _check_in_batch_positives(space, train)
     retrieval = _validation_retrieval(val, config)
     sts = load_sts(config.sts, "dev", required=config.sts.lower() not in ("auto", ""))
     objective.validate(sts_available=sts is not None)
@@ -211,7 +220,8 @@ def _run_trials(config: SearchConfig, inputs: Inputs, oracle, base_dir: Path,
     encoder = EncoderState(base_dir, strategy=distribution)
     data = SearchData(inputs.train, inputs.val, inputs.sts, {}, retrieval=inputs.retrieval)
     data.base_metrics = _base_metrics(project_dir, encoder, data)
-    done = len([t for t in load_trials(project_dir) if t["status"] in ("COMPLETED", "FAILED")])
+    inputs.objective.score(data.base_metrics, data.base_metrics)  # fails now, not per trial
+    done = finished_trials(project_dir)
     reporter = Reporter(planned_trials(oracle, config.max_trials), project_dir)
     tuner = SiameseTuner(oracle, encoder=encoder, objective=inputs.objective,
                          space=inputs.space, project_dir=project_dir,
@@ -245,11 +255,14 @@ def _raise_if_consecutive_failures(exc: RuntimeError, limit: int, project_dir: P
     raise UserError(
         f"Stopped after {limit} consecutive failed trials "
         f"(last: {failure_reason(str(exc))}). Narrow the search space, e.g. "
-        "--hp learning_rate=1e-6:3e-5, or raise --max-consecutive-failures. "
-        f"Finished trials are kept in {project_dir}.") from None
+        "--hp learning_rate=1e-6:3e-5, or raise --max-consecutive-failures, in a new "
+        f"--project-dir (or with --overwrite). Finished trials are kept in {project_dir}.") from None
 
 
 def _prepare_project_dir(project_dir: Path, config: SearchConfig, overwrite: bool) -> None:
+    if project_dir.exists() and not project_dir.is_dir():
+        raise UserError(f"--project-dir '{project_dir}' is a file; pass a folder (it is "
+                        "created if missing).")
     config_path = project_dir / CONFIG_FILE
     if overwrite and project_dir.exists():
         if not config_path.is_file() and any(project_dir.iterdir()):
@@ -271,6 +284,22 @@ def _prepare_project_dir(project_dir: Path, config: SearchConfig, overwrite: boo
     _write_atomically(config_path, json.dumps(asdict(config), indent=2, default=str))
 
 
+def _check_in_batch_positives(space, train) -> None:
+    """in_batch_negatives trains on positives only: there must be some."""
+    loss, threshold = space.params["loss"], space.params["positive_threshold"]
+    losses = loss.values if loss.kind == "choice" else (loss.default,)
+    if "in_batch_negatives" not in losses:
+        return
+    lowest = threshold.low if threshold.kind in ("float", "int") else min(
+        threshold.values or (threshold.default,))
+    positives = int((train.scores >= lowest).sum())
+    if positives < 2:
+        raise UserError(
+            f"--hp loss=in_batch_negatives trains on pairs scored >= positive_threshold "
+            f"({lowest:g}), and the training pairs have {positives}. Lower it, e.g. "
+            "--hp positive_threshold=0.9, or add same-concept pairs (score 1.0).")
+
+
 def _validation_retrieval(val, config: SearchConfig):
     """Retrieval queries from the validation pairs at the top score, if any."""
     from domaintune.retrieval import retrieval_from_pairs
@@ -284,7 +313,7 @@ def _validation_retrieval(val, config: SearchConfig):
     if retrieval is not None and config.domain_metric == "mse":
         click.echo("Hint: the validation pairs define a retrieval task; selecting on "
                    "--domain-metric retrieval tracks what retrieval users care about "
-                   "better than val_mse (see README, 'Choosing the loss and metric').")
+                   "better than val_mse (see README, 'Choosing the loss and the domain metric').")
     return retrieval
 
 
@@ -309,9 +338,11 @@ def _read_base_metrics(project_dir: Path) -> dict:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Several processes of a distributed search may write the same file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(text)
+    """Several processes (on several machines) of a distributed search may
+    write the same file: a unique temp file, then an atomic rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
     os.replace(tmp, path)
 
 

@@ -33,6 +33,9 @@ class Param:
     grid_step: float | None = None  # grid search: multiplicative (log) or additive step
     help: str = ""
     allowed: tuple = ()  # the valid values of a string parameter
+    minimum: float | None = None  # valid numeric values (inclusive)
+    maximum: float | None = None
+    exclusive_minimum: bool = False  # minimum itself is invalid (e.g. a rate of 0)
 
     def declare(self, hp) -> Any:
         """Register on KerasTuner ``HyperParameters`` and return the value."""
@@ -54,22 +57,28 @@ class Param:
 
 
 SEARCH_SPACE: tuple[Param, ...] = (
-    Param("learning_rate", "float", 2e-5, 1e-6, 1e-4, log=True, grid_step=10,
+    Param("learning_rate", "float", 2e-5, 1e-6, 1e-4, log=True, grid_step=10, minimum=0,
+          exclusive_minimum=True,
           help="Adam learning rate."),
-    Param("clipnorm", "float", 1.0, 0.1, 10.0, log=True, grid_step=10,
+    Param("clipnorm", "float", 1.0, 0.1, 10.0, log=True, grid_step=10, minimum=0,
+          exclusive_minimum=True,
           help="Adam gradient clipping norm, per variable (tf_keras semantics)."),
-    Param("clip_epsilon", "float", 1e-5, 1e-7, 1e-3, log=True, grid_step=100,
+    Param("clip_epsilon", "float", 1e-5, 1e-7, 1e-3, log=True, grid_step=100, minimum=0,
+          maximum=1, exclusive_minimum=True,
           help="Cosine is clipped to +-(1 - clip_epsilon) so arccos keeps a finite gradient."),
-    Param("batch_size", "choice", 16, values=(8, 16, 32), help="Pairs per training step."),
-    Param("epochs", "fixed", 2, help="Maximum epochs (early stopping on val_loss)."),
+    Param("batch_size", "choice", 16, values=(8, 16, 32), minimum=1,
+          help="Pairs per training step."),
+    Param("epochs", "fixed", 2, minimum=1, help="Maximum epochs (early stopping on val_loss)."),
     Param("loss", "fixed", "angular_mse",
           help="angular_mse (the tutorial's), cosent, in_batch_negatives, or mixed "
                "(angular_mse + mix_weight * in_batch_negatives).",
           allowed=("angular_mse", "cosent", "in_batch_negatives", "mixed")),
-    Param("scale", "fixed", 20.0, help="Logit scale of cosent and in-batch negatives."),
-    Param("positive_threshold", "fixed", 0.99,
+    Param("scale", "fixed", 20.0, minimum=0, exclusive_minimum=True,
+          help="Logit scale of cosent and in-batch negatives."),
+    Param("positive_threshold", "fixed", 0.99, minimum=0, maximum=1,
           help="In-batch negatives: pairs scored at least this are positives."),
-    Param("mix_weight", "fixed", 1.0, help="Weight of in-batch negatives in the mixed loss."),
+    Param("mix_weight", "fixed", 1.0, minimum=0,
+          help="Weight of in-batch negatives in the mixed loss."),
     Param("clipnorm_scope", "fixed", "variable",
           help="'variable': clipnorm per variable (tf_keras clipnorm, the tutorial's); "
                "'global': one norm over all gradients (global_clipnorm).",
@@ -173,12 +182,12 @@ def _coerce(param: Param, raw: Any) -> Any:
             value = float(raw)
             if not value.is_integer():
                 raise ValueError(raw)
-            return int(value)
+            return _in_bounds(param, int(value))
         if isinstance(sample, float):
             value = float(raw)
             if not math.isfinite(value):
                 raise ValueError(raw)
-            return value
+            return _in_bounds(param, value)
         value = str(raw)
         if param.allowed and value not in param.allowed:
             raise UserError(f"--hp {param.name}: '{value}' is not one of "
@@ -187,6 +196,17 @@ def _coerce(param: Param, raw: Any) -> Any:
     except (TypeError, ValueError):
         raise UserError(f"--hp {param.name}: '{raw}' is not a valid "
                         f"{type(sample).__name__} (default is {sample!r}).") from None
+
+
+def _in_bounds(param: Param, value: float) -> float:
+    low, high = param.minimum, param.maximum
+    too_low = low is not None and (value < low or (param.exclusive_minimum and value == low))
+    if too_low or (high is not None and value > high):
+        lower = "" if low is None else (f"> {low:g}" if param.exclusive_minimum else f">= {low:g}")
+        upper = "" if high is None else f"<= {high:g}"
+        raise UserError(f"--hp {param.name}={value:g}: must be "
+                        f"{' and '.join(x for x in (lower, upper) if x)}.")
+    return value
 
 
 def _override(param: Param, spec: Any) -> Param:
@@ -198,9 +218,13 @@ def _override(param: Param, spec: Any) -> Param:
     if isinstance(spec, tuple) and len(spec) == 3 and spec[2] == "range":
         if param.kind == "fixed" and type(param.default) in (int, float):
             param = replace(param, kind=type(param.default).__name__)
+        if param.kind == "choice" and all(type(v) is int for v in param.values):
+            raise UserError(f"--hp {param.name}: give a list of values, e.g. "
+                            f"--hp {param.name}=8,16,32, not a range.")
         if param.kind not in ("float", "int"):
+            choices = ", ".join(param.allowed) if param.allowed else param.describe()
             raise UserError(f"--hp {param.name}: a range needs a numeric parameter; "
-                            f"'{param.name}' takes one of {param.describe()}.")
+                            f"'{param.name}' takes one of {choices}.")
         low, high = _coerce(param, spec[0]), _coerce(param, spec[1])
         if not low < high or (param.log and low <= 0):
             raise UserError(f"--hp {param.name}={spec[0]}:{spec[1]}: need min < max"

@@ -165,6 +165,9 @@ class SiameseTuner(kt.Tuner):
                 raise kt.errors.FailedTrialError(
                     f"training diverged (loss {losses}); lower learning_rate or clipnorm")
             metrics = encoder_metrics(self.encoder, data)
+            if data.sts is not None and metrics["sts_pearson"] is None:
+                raise kt.errors.FailedTrialError(
+                    "STS-B Pearson is undefined (collapsed embeddings); lower learning_rate")
             try:
                 scored = self.objective.score(metrics, data.base_metrics)
             except ValueError as exc:  # NaN/inf metrics
