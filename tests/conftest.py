@@ -66,3 +66,14 @@ def run_cli(*args: str, timeout: float = 900, check: bool = True):
         raise AssertionError(f"domaintune {' '.join(map(str, args))} exited "
                              f"{proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def trial_status(path: Path) -> str | None:
+    """A trial.json's status while another process may be writing it
+    (KerasTuner writes it in place): None when absent or half-written."""
+    import json
+
+    try:
+        return json.loads(path.read_text())["status"]
+    except (OSError, ValueError, KeyError):
+        return None

@@ -17,7 +17,7 @@ import pytest
 from domaintune.search.results import load_trials
 from domaintune.search.tensorboard_logging import read_scalars
 
-from .conftest import run_cli
+from .conftest import run_cli, trial_status
 
 pytestmark = pytest.mark.slow
 
@@ -84,8 +84,8 @@ def test_killed_worker_does_not_stall_the_search(tmp_path, tiny_model_dir):
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:  # kill it in the middle of its first trial
-            states = [json.loads(p.read_text()) for p in project.glob("trial_*/trial.json")]
-            if any(s["status"] == "RUNNING" for s in states) and \
+            states = [trial_status(p) for p in project.glob("trial_*/trial.json")]
+            if "RUNNING" in states and \
                     list((project / "logs").glob("*/events.out.*")):
                 break
             time.sleep(0.05)

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from domaintune.cli import main
 from domaintune.search.results import load_trials
 
-from .conftest import run_cli, shared_path
+from .conftest import run_cli, shared_path, trial_status
 
 FAST = ("--hp", "batch_size=32", "--epochs", "1", "--seed", "1")
 
@@ -120,7 +120,7 @@ def test_resume_after_kill_keeps_finished_trials(tmp_path, tiny_model_dir):
         deadline = time.monotonic() + 300
         first = project / "trial_0" / "trial.json"
         while time.monotonic() < deadline:
-            if first.exists() and json.loads(first.read_text())["status"] == "COMPLETED":
+            if trial_status(first) == "COMPLETED":
                 break
             assert proc.poll() is None, proc.stdout.read().decode()
             time.sleep(0.05)
