@@ -9,8 +9,10 @@ metrics; the oracles (random, bayesian, hyperband, grid) work unchanged.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from keras_tuner.src import config as kt_config  # no public handle for DEBUG
 from domaintune import tf_runtime
 from domaintune.data.titles import TUTORIAL_TITLES
 from domaintune.evaluation import pair_metrics, sts_metrics
-from domaintune.models.siamese import build_model, pair_dataset
+from domaintune.models.siamese import build_model, graph_key, pair_dataset
 from domaintune.objectives import Objective
 from domaintune.retrieval import retrieval_metrics
 from domaintune.search.encoder_state import CHECKPOINT_NAME, EncoderState
@@ -107,6 +109,8 @@ class SiameseTuner(kt.Tuner):
         self.keep_best = keep_best
         self.seed = seed
         self.reporter = reporter
+        self._model = self._model_key = None  # reused while the graph stays the same
+        self._from_base = False  # did the last trial start from the base weights?
         project_dir = Path(project_dir)
         super().__init__(oracle=oracle, directory=str(project_dir.parent),
                          project_name=project_dir.name, overwrite=overwrite)
@@ -138,15 +142,10 @@ class SiameseTuner(kt.Tuner):
 
     def _train_and_score(self, trial, data: SearchData) -> dict[str, float]:
         rt = tf_runtime.load()
-        rt.tf_keras.backend.clear_session()  # free the previous trial's graph
         values = dict(trial.hyperparameters.values)
-        rt.tf.random.set_seed(self.seed + int(trial.trial_id))
-        initial_epoch = self._warm_start(values)
+        initial_epoch = self._warm_start(values)  # before a rebuild drops the last model
+        model = self._model_for(trial.hyperparameters)
         epochs = int(values.get("tuner/epochs", values["epochs"]))
-
-        with self.strategy.scope() if self.strategy else contextlib.nullcontext():
-            model = build_model(trial.hyperparameters,
-                                self.encoder.keras_layer(trainable=True), self.space)
         batch = dict(batch_size=int(values["batch_size"]), unique_texts=model.pair_loss.in_batch,
                      positives_only=(float(values["positive_threshold"])
                                      if values.get("loss") == "in_batch_negatives" else None))
@@ -157,11 +156,10 @@ class SiameseTuner(kt.Tuner):
             history = model.fit(
                 train, validation_data=val, epochs=epochs, initial_epoch=initial_epoch,
                 verbose=0, callbacks=[_EpochLog(logger), _StopOnNonFinite(),
-                                      rt.tf_keras.callbacks.EarlyStopping(
-                                          monitor="val_loss", patience=1,
-                                          restore_best_weights=True)])
+                                      _RestoreBestEpoch(self.encoder, last_epoch=epochs - 1)])
             losses = history.history.get("loss", [])
-            if any(not math.isfinite(x) for x in losses) or not self.encoder.all_finite():
+            if any(not math.isfinite(x) for x in losses) or \
+                    not self.encoder.all_finite(_changed_rows(model)):
                 raise kt.errors.FailedTrialError(
                     f"training diverged (loss {losses}); lower learning_rate or clipnorm")
             metrics = encoder_metrics(self.encoder, data)
@@ -179,16 +177,40 @@ class SiameseTuner(kt.Tuner):
             last_epoch = initial_epoch + len(losses)
             logger.log_final(_loggable(values), results, step=last_epoch)
             _log_heatmap(logger, self.encoder, last_epoch)
-        del model
         return results
+
+    def _model_for(self, hp):
+        """The built model for this trial: the previous trial's, given this
+        trial's values, when the graph-shaping ones are the same."""
+        values = self.space.declare(hp)
+        key = graph_key(values)
+        if self._model is None or self._model_key != key:
+            self._model = None
+            rt = tf_runtime.load()
+            rt.tf_keras.backend.clear_session()  # free the previous graph
+            # Seeded per build, not per trial: set_seed makes TF re-instantiate
+            # the traced functions (~2-5 s). The graph has no random ops; the
+            # shuffle is seeded per trial in pair_dataset.
+            rt.tf.random.set_seed(self.seed)
+            with self.strategy.scope() if self.strategy else contextlib.nullcontext():
+                self._model = build_model(hp, self.encoder.keras_layer(trainable=True),
+                                          self.space)
+            self._model_key = key
+        with self.strategy.scope() if self.strategy else contextlib.nullcontext():
+            self._model.start_trial(values)
+        return self._model
 
     def _warm_start(self, values: dict) -> int:
         """Restore base weights, or a Hyperband parent's; return the first epoch."""
         parent = values.get("tuner/trial_id")
+        last_from_base, self._from_base = self._from_base, False
         if parent and self.checkpoint_path(parent).exists():
             self.encoder.load_weights(self.checkpoint_path(parent))
             return int(values.get("tuner/initial_epoch", 0))
-        self.encoder.restore_base()
+        # After a trial that started from the base, only what it trained changed.
+        known = last_from_base and self._model is not None
+        self.encoder.restore_base(_changed_rows(self._model) if known else None)
+        self._from_base = True
         return 0
 
     # -- checkpoints -----------------------------------------------------------
@@ -207,6 +229,7 @@ class SiameseTuner(kt.Tuner):
     def load_model(self, trial) -> EncoderState:
         """Load the trial's fine-tuned weights into the shared encoder."""
         self.encoder.load_weights(self.checkpoint_path(trial.trial_id))
+        self._from_base = False
         return self.encoder
 
     def on_trial_begin(self, trial) -> None:
@@ -224,6 +247,10 @@ class SiameseTuner(kt.Tuner):
             raise
         finally:
             self.prune_checkpoints()
+            # A trial leaves cyclic garbage (a matplotlib figure and its ~7 MB
+            # canvas, tf.data pipelines) that Python's rare full collections
+            # would free only much later: peak memory would creep up.
+            gc.collect()
             if self.reporter is not None:
                 self.reporter.trial_done(self.oracle.get_trial(trial.trial_id),
                                          time.monotonic() - self._trial_started)
@@ -259,6 +286,19 @@ class SiameseTuner(kt.Tuner):
                 path.unlink(missing_ok=True)
 
 
+def _changed_rows(model) -> Callable[[Any], Any]:
+    """What a trial of ``model`` changed: untuned variables not at all, lazily
+    updated tables in the rows its optimizer wrote, the rest anywhere."""
+    tf = tf_runtime.load().tf
+    tuned = {id(v) for v in model.tuned_variables()}
+    written = getattr(model.optimizer, "updated_rows", lambda variable: None)
+
+    def changed(variable):
+        return written(variable) if id(variable) in tuned else tf.zeros([0], tf.int64)
+
+    return changed
+
+
 def _loggable(values: dict) -> dict:
     return {k: v for k, v in values.items() if not k.startswith("tuner/") or k == "tuner/epochs"}
 
@@ -279,6 +319,33 @@ class _EpochLog(tf_runtime.load().tf_keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.logger.log_epoch(epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
+
+
+class _RestoreBestEpoch(tf_runtime.load().tf_keras.callbacks.Callback):
+    """``EarlyStopping(patience=1, restore_best_weights=True)`` on val_loss,
+    minus its waste: Keras copies every weight (~280 MB for USE-m3) after each
+    improving epoch, the last one included, into new arrays. The last epoch
+    never needs a copy (if it is the best, its weights are in place), and the
+    copy goes into one buffer reused by every trial, so memory stays flat."""
+
+    def __init__(self, encoder: EncoderState, last_epoch: int):
+        super().__init__()
+        self.encoder = encoder
+        self.last_epoch = last_epoch
+        self.best = math.inf
+        self.saved = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("val_loss", math.nan)
+        if loss < self.best:
+            self.best = loss
+            if epoch < self.last_epoch:
+                self.encoder.snapshot()
+                self.saved = True
+            return
+        self.model.stop_training = True
+        if self.saved:
+            self.encoder.restore_snapshot()
 
 
 class _StopOnNonFinite(tf_runtime.load().tf_keras.callbacks.Callback):
