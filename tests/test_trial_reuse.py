@@ -122,6 +122,30 @@ def test_restore_best_epoch_puts_back_the_best_epoch(tiny_model_dir):
     assert not model.stop_training and not last.saved
 
 
+def test_restore_best_epoch_by_changed_rows(tiny_model_dir, pairs):
+    """From the base, only the rows trained so far are copied, and putting
+    them back (with the base elsewhere) gives the best epoch's weights."""
+    encoder = EncoderState(tiny_model_dir)
+    model, _ = _model(encoder, FIRST)
+    model.fit(pair_dataset(pairs.subset(range(48)), 16, shuffle=True, seed=3), epochs=1,
+              verbose=0)
+    changed = _changed_rows(model)
+    callback = _RestoreBestEpoch(encoder, last_epoch=2, changed_rows=changed)
+    callback.set_model(model)
+    callback.on_epoch_end(0, {"val_loss": 0.5})
+    best = _weights(encoder)
+    table_rows, table_copy = encoder._snapshot[0]
+    assert table_copy.shape[0] == len(table_rows) < 512  # rows, not the table
+    model.fit(pair_dataset(pairs.subset(range(48, 96)), 16, shuffle=True, seed=4),
+              epochs=1, verbose=0)
+    later = set(np.asarray(changed(encoder.variables[0])))
+    assert later - set(table_rows)  # the second epoch moved rows the copy lacks
+    assert not np.array_equal(encoder.variables[0].numpy(), best[0])
+    callback.on_epoch_end(1, {"val_loss": 0.9})
+    for now, then in zip(_weights(encoder), best):
+        assert np.array_equal(now, then)
+
+
 def _variables():
     rng = np.random.default_rng(0)
     rows = 2 * weights_io.CHUNK_ROWS + 5  # streamed: more than one chunk

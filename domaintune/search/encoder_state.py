@@ -1,9 +1,11 @@
 """The base encoder held in memory for a whole search.
 
 A search loads the base SavedModel once and keeps a copy of its initial
-weights; each trial restores them in memory (no re-read from disk), fine-tunes
-the same variables, and a checkpoint stores only those encoder variables (no
-optimizer state: a few hundred MB instead of ~790 MB for USE-m3).
+weights; each trial restores them in memory (no re-read from disk; only the
+rows the last trial changed, when that is known), fine-tunes the same
+variables, and a checkpoint stores only those encoder variables (no optimizer
+state: a few hundred MB instead of ~790 MB for USE-m3). Big variables move in
+row chunks (:mod:`domaintune.search.weights_io`).
 """
 
 from __future__ import annotations
@@ -39,21 +41,36 @@ class EncoderState:
             self.module = tf.saved_model.load(str(saved_model_dir))
         self.variables = list(self.module.variables)
         self._base = [weights_io.read_into(v) for v in self.variables]
-        self._snapshot: list[np.ndarray] | None = None  # allocated once, reused
+        self._snapshot: list[tuple[np.ndarray | None, np.ndarray]] | None = None
 
-    def snapshot(self) -> None:
-        """Copy the current weights aside (see :meth:`restore_snapshot`)."""
-        if self._snapshot is None:
-            self._snapshot = [np.empty_like(value) for value in self._base]
-        for buffer, variable in zip(self._snapshot, self.variables):
-            weights_io.read_into(variable, buffer)
+    def snapshot(self, changed_rows: ChangedRows | None = None) -> None:
+        """Copy the current weights aside (see :meth:`restore_snapshot`).
 
-    def restore_snapshot(self) -> None:
-        """Put back the weights of the last :meth:`snapshot`."""
+        With ``changed_rows`` (what changed since the base, as for
+        :meth:`restore_base`) only those rows are copied: a few MB instead of
+        the whole table.
+        """
+        tf = tf_runtime.load().tf
+        self._snapshot = None
+        taken = []
+        for variable in self.variables:
+            rows = changed_rows(variable) if changed_rows else None
+            if rows is None:
+                taken.append((None, weights_io.read_into(variable)))
+            else:
+                rows = np.asarray(rows)
+                taken.append((rows, tf.gather(variable, rows).numpy()))
+        self._snapshot = taken
+
+    def restore_snapshot(self, changed_rows: ChangedRows | None = None) -> None:
+        """Put back the weights of the last :meth:`snapshot`; ``changed_rows``
+        says what changed since the base (needed after a by-rows snapshot)."""
         if self._snapshot is None:
             raise RuntimeError("restore_snapshot() before any snapshot()")
-        for variable, value in zip(self.variables, self._snapshot):
-            weights_io.write(variable, value)
+        if any(rows is not None for rows, _ in self._snapshot):
+            self.restore_base(changed_rows)  # rows outside the snapshot: base values
+        for variable, (rows, value) in zip(self.variables, self._snapshot):
+            weights_io.write(variable, value, rows)
 
     def restore_base(self, changed_rows: ChangedRows | None = None) -> None:
         """Put the untuned base weights back into the variables.

@@ -152,11 +152,12 @@ class SiameseTuner(kt.Tuner):
         train = pair_dataset(data.train, shuffle=True, seed=self.seed + int(trial.trial_id),
                              **batch)
         val = pair_dataset(data.val, shuffle=False, **batch)
+        changed = _changed_rows(model) if self._from_base else None
         with TrialLogger(self.logdir, trial.trial_id) as logger:
             history = model.fit(
                 train, validation_data=val, epochs=epochs, initial_epoch=initial_epoch,
                 verbose=0, callbacks=[_EpochLog(logger), _StopOnNonFinite(),
-                                      _RestoreBestEpoch(self.encoder, last_epoch=epochs - 1)])
+                                      _RestoreBestEpoch(self.encoder, epochs - 1, changed)])
             losses = history.history.get("loss", [])
             if any(not math.isfinite(x) for x in losses) or \
                     not self.encoder.all_finite(_changed_rows(model)):
@@ -324,14 +325,16 @@ class _EpochLog(tf_runtime.load().tf_keras.callbacks.Callback):
 class _RestoreBestEpoch(tf_runtime.load().tf_keras.callbacks.Callback):
     """``EarlyStopping(patience=1, restore_best_weights=True)`` on val_loss,
     minus its waste: Keras copies every weight (~280 MB for USE-m3) after each
-    improving epoch, the last one included, into new arrays. The last epoch
-    never needs a copy (if it is the best, its weights are in place), and the
-    copy goes into one buffer reused by every trial, so memory stays flat."""
+    improving epoch, the last one included. The last epoch never needs a copy
+    (if it is the best, its weights are in place), and with ``changed_rows``
+    (a trial from the base) only the rows changed so far are copied."""
 
-    def __init__(self, encoder: EncoderState, last_epoch: int):
+    def __init__(self, encoder: EncoderState, last_epoch: int,
+                 changed_rows: Callable[[Any], Any] | None = None):
         super().__init__()
         self.encoder = encoder
         self.last_epoch = last_epoch
+        self.changed_rows = changed_rows
         self.best = math.inf
         self.saved = False
 
@@ -340,12 +343,12 @@ class _RestoreBestEpoch(tf_runtime.load().tf_keras.callbacks.Callback):
         if loss < self.best:
             self.best = loss
             if epoch < self.last_epoch:
-                self.encoder.snapshot()
+                self.encoder.snapshot(self.changed_rows)
                 self.saved = True
             return
         self.model.stop_training = True
         if self.saved:
-            self.encoder.restore_snapshot()
+            self.encoder.restore_snapshot(self.changed_rows)
 
 
 class _StopOnNonFinite(tf_runtime.load().tf_keras.callbacks.Callback):
