@@ -216,9 +216,11 @@ def results(project_dir: Path, as_json: bool, pareto: bool) -> None:
         trials = pareto_front([t for t in trials if t["status"] == "COMPLETED"])
     if as_json:
         click.echo(json.dumps(trials, indent=2))
+    elif trials:
+        click.echo(format_table(trials, load_base_metrics(project_dir)))
     else:
-        click.echo(format_table(trials, load_base_metrics(project_dir)) if trials
-                   else "No trials yet.")
+        click.echo("No completed trials with val_mse and sts_pearson yet (the Pareto front "
+                   "needs both)." if pareto else "No trials yet.")
 
 
 @main.command()

@@ -264,3 +264,10 @@ def test_docs_file_is_in_sync():
     if not FORMULA_MARKDOWN:
         pytest.skip("docstrings stripped (python -OO)")
     assert doc.read_text(encoding="utf-8").strip() == FORMULA_MARKDOWN.strip()
+
+
+@pytest.mark.parametrize("option, value", [("tolerance", -0.1), ("weight", math.nan)])
+def test_bad_guarded_options_name_the_cli_flag(option, value):
+    flag = {"tolerance": "--tolerance", "weight": "--objective-weight"}[option]
+    with pytest.raises(UserError, match=flag):
+        get_objective("guarded", **{option: value})

@@ -214,6 +214,8 @@ def test_project_without_trials(tmp_path):
     assert load_trials(tmp_path) == []
     result = invoke("results", tmp_path)
     assert result.exit_code == 0 and result.stdout == "No trials yet.\n"
+    pareto = invoke("results", tmp_path, "--pareto")
+    assert pareto.exit_code == 0 and "Pareto front needs both" in pareto.stdout
     assert json.loads(invoke("results", tmp_path, "--json").stdout) == []
     with pytest.raises(UserError, match="No completed trial"):
         best_trial(tmp_path)

@@ -118,7 +118,7 @@ def check_options(*, weight: float, tolerance: float, domain_metric: str) -> Non
     if not (math.isfinite(weight) and weight >= 0):
         raise UserError(f"--objective-weight must be a number >= 0, got {weight}")
     if not (math.isfinite(tolerance) and tolerance >= 0):
-        raise UserError(f"the STS tolerance must be a number >= 0, got {tolerance}")
+        raise UserError(f"--tolerance (the STS tolerance) must be a number >= 0, got {tolerance}")
     if domain_metric not in DOMAIN_METRICS:
         raise UserError(
             f"unknown domain metric {domain_metric!r}; choose one of: "
