@@ -170,15 +170,26 @@ def pair_dataset(pairs, batch_size: int, *, shuffle: bool, seed: int = 0,
 
 
 def _unique_text_batches(columns, order, batch_size: int) -> list[np.ndarray]:
-    """Greedy batches in which no text (any column, case-insensitive) repeats."""
+    """Greedy batches in which no text (any column, case-insensitive) repeats.
+
+    Each pair goes into the first batch that has room and none of its texts;
+    full batches leave the scan, so it costs O(pairs x open batches), and
+    open batches are few unless texts repeat a lot.
+    """
     batches: list[tuple[list[int], set[str]]] = []
+    open_batches: list[tuple[list[int], set[str]]] = []
     for row in order:
         texts = {str(c[row]).strip().lower() for c in columns if str(c[row])}
-        for rows, seen in batches:  # first open batch where the pair fits
-            if len(rows) < batch_size and not texts & seen:
-                rows.append(row)
-                seen |= texts
+        for batch in open_batches:
+            rows, seen = batch
+            if not texts & seen:
                 break
         else:
-            batches.append(([row], set(texts)))
+            batch = ([], set())
+            batches.append(batch)
+            open_batches.append(batch)
+        batch[0].append(row)
+        batch[1].update(texts)
+        if len(batch[0]) == batch_size:
+            open_batches.remove(batch)
     return [np.asarray(rows) for rows, _ in batches]
