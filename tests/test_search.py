@@ -148,6 +148,33 @@ def test_resume_with_other_settings_is_refused(tmp_path, tiny_model_dir):
     search(project, tiny_model_dir, "--max-trials", "1", "--seed", "7", "--overwrite")
 
 
+def _sts_dir(folder: Path, first_score: float) -> Path:
+    """A small STS-B style split (dev) with its own copy of the file."""
+    folder.mkdir()
+    lines = [f"main-news\tx\t2012\t{i}\t{first_score if i == 0 else i % 6}\t"
+             f"a nurse works at night {i}\ta night nurse {i % 3}" for i in range(12)]
+    (folder / "sts-dev.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_resume_compares_sts_by_content_not_path(tmp_path, tiny_model_dir):
+    project = tmp_path / "p"
+    first, same = _sts_dir(tmp_path / "a", 5.0), _sts_dir(tmp_path / "b", 5.0)
+    other = _sts_dir(tmp_path / "c", 4.0)
+
+    def run(sts: Path, trials: str):
+        return CliRunner().invoke(main, ["search", "--base", str(tiny_model_dir), "--sts",
+                                         str(sts), "--project-dir", str(project), *FAST,
+                                         "--max-trials", trials])
+
+    assert run(first, "1").exit_code == 0
+    resumed = run(same, "2")  # another path to the same benchmark file
+    assert resumed.exit_code == 0, resumed.output
+    assert len(load_trials(project)) == 2
+    refused = run(other, "3")
+    assert refused.exit_code == 1 and "different settings (sts_sha256)" in refused.output
+
+
 @pytest.mark.slow
 def test_end_to_end_use_m3_search_results_export(tmp_path):
     seed = shared_path("seed", "training_data.csv")

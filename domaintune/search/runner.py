@@ -19,8 +19,10 @@ from domaintune.search.results import (
 
 # Settings that define a search; resuming with different ones would mix trials
 # that are not comparable.
-RESUME_KEYS = ("base", "train_sha256", "val_sha256", "val_split", "pair_format", "seed", "sts_source",
-               "objective", "domain_metric", "objective_weight", "tolerance", "tuner", "space")
+# STS-B is compared by content: the same file from the cache, a download or a
+# --sts path is the same benchmark.
+RESUME_KEYS = ("base", "train_sha256", "val_sha256", "val_split", "pair_format", "seed",
+               "sts_sha256", "objective", "domain_metric", "objective_weight", "tolerance", "tuner", "space")
 
 
 @dataclass
@@ -48,6 +50,7 @@ class SearchConfig:
     train_sha256: str = ""
     val_sha256: str | None = None
     sts_source: str | None = None
+    sts_sha256: str | None = None
     space: str = ""
 
 
@@ -167,6 +170,7 @@ def _load_inputs(config: SearchConfig) -> Inputs:
     config.train_sha256 = file_sha256(config.train)
     config.val_sha256 = file_sha256(config.val) if config.val else None
     config.sts_source = sts.source if sts is not None else None
+    config.sts_sha256 = file_sha256(sts.source) if sts is not None else None
     config.space = space.summary()
     return Inputs(space, objective, train, val, retrieval, sts)
 
@@ -271,7 +275,9 @@ def _prepare_project_dir(project_dir: Path, config: SearchConfig, overwrite: boo
         shutil.rmtree(project_dir)
     if config_path.is_file():
         previous = json.loads(config_path.read_text())
-        changed = [k for k in RESUME_KEYS if previous.get(k) != asdict(config).get(k)]
+        # A key an older version did not record is not compared.
+        changed = [k for k in RESUME_KEYS
+                   if k in previous and previous[k] != asdict(config).get(k)]
         if changed:
             raise UserError(
                 f"'{project_dir}' holds a search with different settings ({', '.join(changed)}). "
