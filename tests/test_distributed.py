@@ -128,14 +128,16 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_model_dir):
     env = {**os.environ, "DOMAINTUNE_LOGICAL_CPUS": "2"}
     proc = subprocess.run(
         [sys.executable, "-m", "domaintune.cli", "search", "--base", str(tiny_model_dir),
-         "--sts", "none", "--project-dir", str(project), "--max-trials", "1", "--epochs", "3",
-         "--hp", "batch_size=32", "--hp", "learning_rate=0.05", "--strategy", "mirrored"],
+         "--sts", "none", "--project-dir", str(project), "--max-trials", "2", "--epochs", "3",
+         "--hp", "batch_size=32", "--hp", "learning_rate=0.04,0.05", "--strategy", "mirrored"],
         capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "MirroredStrategy over 2 device(s)" in proc.stdout
-    (trial,) = load_trials(project)
-    losses = [value for _, value in read_scalars(project / "logs" / trial["trial_id"])["loss"]]
-    assert len(losses) >= 2 and losses[-1] < losses[0]
+    trials = load_trials(project)  # the second reuses the model: restore, reset on mirrors
+    assert [t["status"] for t in trials] == ["COMPLETED", "COMPLETED"]
+    for trial in trials:
+        losses = [v for _, v in read_scalars(project / "logs" / trial["trial_id"])["loss"]]
+        assert len(losses) >= 2 and losses[-1] < losses[0]
 
 
 def test_restarted_chief_resumes(tmp_path, tiny_model_dir):

@@ -64,6 +64,9 @@ def test_reused_model_trains_exactly_like_a_fresh_one(tiny_model_dir, pairs):
         assert np.array_equal(now, then)
     _, second_values = _model(encoder, SECOND)
     assert graph_key(second_values) == graph_key({**second_values, **FIRST})
+    for shaping in ({"loss": "cosent"}, {"clipnorm_scope": "global"},
+                    {"sparse_updates": False}, {"train_embeddings": False}):
+        assert graph_key({**second_values, **shaping}) != graph_key(second_values)
     model.start_trial(second_values)
     assert float(model.optimizer.learning_rate) == pytest.approx(SECOND["learning_rate"])
     # Step count, moments and written-row flags are back to zero.
@@ -184,6 +187,23 @@ def test_truncated_member_is_reported(tmp_path):
         member.write(big.numpy()[:100].tobytes())
     with pytest.raises(ValueError, match="truncated"):
         weights_io.load_npz(path, [tf.Variable(tf.zeros_like(big))])
+
+
+def test_damaged_or_mismatched_checkpoint_is_a_value_error_and_writes_nothing(tmp_path):
+    variables = _variables()
+    path = tmp_path / "encoder.npz"
+    with open(path, "wb") as f:
+        weights_io.save_npz(f, variables)
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # zip directory lost
+    targets = [tf.Variable(tf.zeros_like(v)) for v in variables]
+    with pytest.raises(ValueError, match="not a readable encoder checkpoint"):
+        weights_io.load_npz(cut, targets)
+    # The last member does not fit: nothing is written, the first included.
+    wrong = targets[:2] + [tf.Variable(np.zeros(2, np.float32))]
+    with pytest.raises(ValueError, match="v2 is"):
+        weights_io.load_npz(path, wrong)
+    assert not targets[0].numpy().any()
 
 
 def test_write_rows_and_read_into_move_only_what_they_say():

@@ -42,21 +42,26 @@ class LazyAdam(_rt.tf_keras.optimizers.Adam):
         super().build(var_list)
         if getattr(self, "_row_flags", None) is not None:
             return
-        # One flag per row of each matrix: 1 once a lazy update wrote the row.
+        # One flag per row (first axis): 1 once a lazy update wrote the row.
         self._row_flags = {self._var_key(v): self.add_variable_from_reference(
-            v, "updated_rows", shape=[v.shape[0]]) for v in var_list if v.shape.rank == 2}
-        self._lazy_keys: set[str] = set()  # filled while tracing update_step
+            v, "updated_rows", shape=[v.shape[0]]) for v in var_list if v.shape.rank}
+        # Filled while tracing update_step: which variables get sparse updates,
+        # and which dense ones (those may have changed anywhere).
+        self._lazy_keys: set[str] = set()
+        self._dense_keys: set[str] = set()
 
     def updated_rows(self, variable):
         """Row ids of ``variable`` written so far, or None if any part of it
         may have changed (a dense update, or not seen by this optimizer)."""
         key = self._var_key(variable)
-        return self._flagged_rows(key) if key in getattr(self, "_lazy_keys", ()) else None
+        if key not in getattr(self, "_lazy_keys", ()) or key in self._dense_keys:
+            return None
+        return self._flagged_rows(key)
 
     def written_slot_rows(self) -> dict[int, object]:
         """``{id(moment variable): rows written}`` for the lazily updated tables."""
         found = {}
-        for key in getattr(self, "_lazy_keys", ()):
+        for key in getattr(self, "_lazy_keys", set()) - getattr(self, "_dense_keys", set()):
             rows = self._flagged_rows(key)
             index = self._index_dict[key]
             found[id(self._momentums[index])] = found[id(self._velocities[index])] = rows
@@ -70,7 +75,9 @@ class LazyAdam(_rt.tf_keras.optimizers.Adam):
         return super().apply_gradients(merged, *args, **kwargs)
 
     def update_step(self, gradient, variable):
-        if not isinstance(gradient, tf.IndexedSlices) or self.amsgrad:
+        if not isinstance(gradient, tf.IndexedSlices) or self.amsgrad \
+                or not variable.shape.rank:
+            self._dense_keys.add(self._var_key(variable))
             return super().update_step(gradient, variable)
         # Merged once more: a distribution strategy concatenates the replicas'
         # slices after apply_gradients merged each replica's.

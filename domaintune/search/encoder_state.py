@@ -59,8 +59,12 @@ class EncoderState:
                 taken.append((None, weights_io.read_into(variable)))
             else:
                 rows = np.asarray(rows)
-                taken.append((rows, tf.gather(variable, rows).numpy()))
+                values = tf.gather(variable, rows).numpy() if len(rows) else None
+                taken.append((rows, values))
         self._snapshot = taken
+
+    def drop_snapshot(self) -> None:
+        self._snapshot = None
 
     def restore_snapshot(self, changed_rows: ChangedRows | None = None) -> None:
         """Put back the weights of the last :meth:`snapshot`; ``changed_rows``
@@ -70,7 +74,8 @@ class EncoderState:
         if any(rows is not None for rows, _ in self._snapshot):
             self.restore_base(changed_rows)  # rows outside the snapshot: base values
         for variable, (rows, value) in zip(self.variables, self._snapshot):
-            weights_io.write(variable, value, rows)
+            if value is not None:
+                weights_io.write(variable, value, rows)
 
     def restore_base(self, changed_rows: ChangedRows | None = None) -> None:
         """Put the untuned base weights back into the variables.
@@ -118,9 +123,11 @@ class EncoderState:
         reading a whole table copies it once it had sparse updates)."""
         tf = tf_runtime.load().tf
 
-        def values(variable):
+        def finite(variable) -> bool:
             rows = changed_rows(variable) if changed_rows else None
-            return variable if rows is None else tf.gather(variable, rows)
+            if rows is not None and not len(rows):
+                return True  # unchanged
+            values = variable if rows is None else tf.gather(variable, rows)
+            return bool(tf.reduce_all(tf.math.is_finite(values)))
 
-        return all(bool(tf.reduce_all(tf.math.is_finite(values(v)))) for v in self.variables
-                   if v.dtype.is_floating)
+        return all(finite(v) for v in self.variables if v.dtype.is_floating)

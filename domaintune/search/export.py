@@ -49,7 +49,12 @@ def export_trial(project_dir: Path, out: Path, trial_id: str | None = None) -> P
 
     config = read_json(project_dir / CONFIG_FILE)
     encoder = EncoderState(resolve_base(config["base"]))
-    encoder.load_weights(checkpoint)
+    try:
+        encoder.load_weights(checkpoint)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"cannot load trial {trial['trial_id']}'s checkpoint: {exc}. It may be "
+                        "damaged or from another base model; export another --trial, or rerun "
+                        "the search.") from None
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         tf_runtime.load().tf.saved_model.save(encoder.module, str(staging / "model"))

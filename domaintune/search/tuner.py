@@ -288,14 +288,18 @@ class SiameseTuner(kt.Tuner):
 
 
 def _changed_rows(model) -> Callable[[Any], Any]:
-    """What a trial of ``model`` changed: untuned variables not at all, lazily
-    updated tables in the rows its optimizer wrote, the rest anywhere."""
+    """What a trial of ``model`` changed: trainable variables it did not tune
+    (a frozen table) not at all, lazily updated tables in the rows its
+    optimizer wrote, anything else (non-trainable state too) anywhere."""
     tf = tf_runtime.load().tf
     tuned = {id(v) for v in model.tuned_variables()}
+    frozen = {id(v) for v in model.trainable_variables} - tuned
     written = getattr(model.optimizer, "updated_rows", lambda variable: None)
 
     def changed(variable):
-        return written(variable) if id(variable) in tuned else tf.zeros([0], tf.int64)
+        if id(variable) in frozen:
+            return tf.zeros([0], tf.int64)
+        return written(variable) if id(variable) in tuned else None
 
     return changed
 
@@ -349,6 +353,9 @@ class _RestoreBestEpoch(tf_runtime.load().tf_keras.callbacks.Callback):
         self.model.stop_training = True
         if self.saved:
             self.encoder.restore_snapshot(self.changed_rows)
+
+    def on_train_end(self, logs=None):
+        self.encoder.drop_snapshot()  # a full copy is ~280 MB for USE-m3
 
 
 class _StopOnNonFinite(tf_runtime.load().tf_keras.callbacks.Callback):

@@ -80,19 +80,26 @@ def save_npz(file: IO[bytes], variables: Sequence) -> None:
 
 
 def load_npz(path, variables: Sequence) -> None:
-    """Assign ``variables`` from a file written by :func:`save_npz`, streaming
-    big ones; raise ValueError if the file does not fit the variables."""
-    with zipfile.ZipFile(path) as archive:
-        names = [n for n in archive.namelist() if n.endswith(".npy")]
-        if len(names) != len(variables):
-            raise ValueError(f"{path} holds {len(names)} variables, "
-                             f"the encoder has {len(variables)}")
-        for i, variable in enumerate(variables):
-            with archive.open(f"v{i}.npy") as member:
-                _load_member(member, variable, f"{path}:v{i}")
+    """Assign ``variables`` from a file written by :func:`save_npz` (or
+    ``np.savez``), streaming big ones. Raises ValueError if the file is not
+    such a checkpoint or does not fit the variables; every header is checked
+    before anything is written, but a file damaged inside its data may leave
+    the variables partly overwritten."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith(".npy")]
+            if len(names) != len(variables):
+                raise ValueError(f"{path} holds {len(names)} variables, "
+                                 f"the encoder has {len(variables)}")
+            for check_only in (True, False):
+                for i, variable in enumerate(variables):
+                    with archive.open(f"v{i}.npy") as member:
+                        _load_member(member, variable, f"{path}:v{i}", check_only)
+    except (zipfile.BadZipFile, KeyError, EOFError) as exc:
+        raise ValueError(f"{path} is not a readable encoder checkpoint ({exc})") from None
 
 
-def _load_member(member: IO[bytes], variable, where: str) -> None:
+def _load_member(member: IO[bytes], variable, where: str, check_only: bool) -> None:
     version = np.lib.format.read_magic(member)
     read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                    else np.lib.format.read_array_header_2_0)
@@ -101,6 +108,8 @@ def _load_member(member: IO[bytes], variable, where: str) -> None:
     if shape != expected or fortran or dtype != np.dtype(variable.dtype.as_numpy_dtype):
         raise ValueError(f"{where} is {dtype}{list(shape)}, the variable is "
                          f"{variable.dtype.name}{list(expected)}")
+    if check_only:
+        return
     if not _is_big(shape):
         variable.assign(np.frombuffer(member.read(), dtype).reshape(shape))
         return
