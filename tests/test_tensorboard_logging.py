@@ -228,6 +228,9 @@ def test_launch_tensorboard_serves_runs(logdir):
         [sys.executable, "-c", code, str(logdir)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         start_new_session=True,
+        # As from a terminal: a suite started in the background (`&`) passes
+        # SIGINT on ignored, and the child would never see the Ctrl-C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()

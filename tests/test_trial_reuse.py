@@ -178,6 +178,11 @@ def test_npz_checkpoints_stream_big_variables_and_numpy_reads_them(tmp_path):
         weights_io.load_npz(path, wrong)
 
 
+def test_only_numeric_variables_are_checkpointed(tmp_path):
+    with open(tmp_path / "x.npz", "wb") as f, pytest.raises(ValueError, match="not numeric"):
+        weights_io.save_npz(f, [tf.Variable(["a", "b"])])
+
+
 def test_truncated_member_is_reported(tmp_path):
     big = _variables()[0]
     path = tmp_path / "cut.npz"

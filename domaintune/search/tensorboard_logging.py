@@ -276,11 +276,7 @@ def launch_tensorboard(logdir: Path, port: int = 6006, host: str = "127.0.0.1") 
     from tensorboard import program
 
     tb = program.TensorBoard()
-    # The Python loader, not the Rust data server: a search's logs are small,
-    # and the data server's gRPC client sometimes kept the process from
-    # exiting on Ctrl-C (seen in CI).
-    tb.configure(argv=[None, "--logdir", str(logdir), "--host", host, "--port", str(port),
-                       "--load_fast", "false"])
+    tb.configure(argv=[None, "--logdir", str(logdir), "--host", host, "--port", str(port)])
     try:
         url = tb.launch()
     except program.TensorBoardServerException as e:

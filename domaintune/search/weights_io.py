@@ -68,6 +68,10 @@ def write(variable, value: np.ndarray, rows: np.ndarray | None = None) -> None:
 
 def save_npz(file: IO[bytes], variables: Sequence) -> None:
     """Write the variables as ``v0``, ``v1``, ... of an uncompressed .npz."""
+    for variable in variables:
+        if not (variable.dtype.is_floating or variable.dtype.is_integer or variable.dtype.is_bool):
+            raise ValueError(f"cannot checkpoint {variable.name}: dtype {variable.dtype.name} "
+                             "is not numeric")
     with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         for i, variable in enumerate(variables):
             header = {"descr": np.lib.format.dtype_to_descr(np.dtype(
