@@ -68,6 +68,18 @@ def run_cli(*args: str, timeout: float = 900, check: bool = True):
     return proc
 
 
+def wait_until(condition, timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``condition()`` until it is true (True) or ``timeout`` s pass (False)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False
+
+
 def trial_status(path: Path) -> str | None:
     """A trial.json's status while another process may be writing it
     (KerasTuner writes it in place): None when absent or half-written."""

@@ -17,7 +17,7 @@ import pytest
 from domaintune.search.results import load_trials
 from domaintune.search.tensorboard_logging import read_scalars
 
-from .conftest import run_cli, trial_status
+from .conftest import run_cli, trial_status, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -82,13 +82,11 @@ def test_killed_worker_does_not_stall_the_search(tmp_path, tiny_model_dir):
     chief = start("--role", "chief", *args, log=tmp_path / "chief.log")
     doomed = start("--role", "worker", "--worker-id", "1", *args, log=tmp_path / "w1.log")
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:  # kill it in the middle of its first trial
+        def training():  # kill it in the middle of its first trial
             states = [trial_status(p) for p in project.glob("trial_*/trial.json")]
-            if "RUNNING" in states and \
-                    list((project / "logs").glob("*/events.out.*")):
-                break
-            time.sleep(0.05)
+            return "RUNNING" in states and list((project / "logs").glob("*/events.out.*"))
+
+        wait_until(training, 180)
         os.killpg(doomed.pid, signal.SIGKILL)
         doomed.wait(timeout=30)
         survivor = start("--role", "worker", "--worker-id", "2", *args, log=tmp_path / "w2.log")
@@ -146,10 +144,7 @@ def test_restarted_chief_resumes(tmp_path, tiny_model_dir):
     chief = start("--role", "chief", *args, log=tmp_path / "chief1.log")
     worker = start("--role", "worker", "--worker-id", "1", *args, log=tmp_path / "w1.log")
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not any(
-                t["status"] == "COMPLETED" for t in _trials(project)):
-            time.sleep(0.05)
+        wait_until(lambda: any(t["status"] == "COMPLETED" for t in _trials(project)), 180)
         os.killpg(chief.pid, signal.SIGKILL)
         chief.wait(timeout=30)
         time.sleep(2)

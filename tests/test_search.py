@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from click.testing import CliRunner
 from domaintune.cli import main
 from domaintune.search.results import load_trials
 
-from .conftest import run_cli, shared_path, trial_status
+from .conftest import run_cli, shared_path, trial_status, wait_until
 
 FAST = ("--hp", "batch_size=32", "--epochs", "1", "--seed", "1")
 
@@ -117,13 +116,15 @@ def test_resume_after_kill_keeps_finished_trials(tmp_path, tiny_model_dir):
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 300
         first = project / "trial_0" / "trial.json"
-        while time.monotonic() < deadline:
+
+        def first_done() -> bool:
             if trial_status(first) == "COMPLETED":
-                break
+                return True
             assert proc.poll() is None, proc.stdout.read().decode()
-            time.sleep(0.05)
+            return False
+
+        wait_until(first_done, 300)
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
@@ -332,3 +333,15 @@ def test_search_option_mistakes_are_one_clear_error(tmp_path, tiny_model_dir, ex
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "p").exists()
+
+
+def test_export_of_a_damaged_checkpoint_is_a_clear_error(tmp_path, tiny_model_dir):
+    project, out = tmp_path / "p", tmp_path / "export"
+    search(project, tiny_model_dir, "--max-trials", "1")
+    (checkpoint,) = project.glob("trial_*/encoder.npz")
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    result = CliRunner().invoke(main, ["export", str(project), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "cannot load trial" in result.output and "--trial" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == [project]  # nothing half-written
