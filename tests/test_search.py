@@ -345,3 +345,13 @@ def test_export_of_a_damaged_checkpoint_is_a_clear_error(tmp_path, tiny_model_di
     assert "cannot load trial" in result.output and "--trial" in result.output
     assert "Traceback" not in result.output
     assert not out.exists() and list(tmp_path.iterdir()) == [project]  # nothing half-written
+
+
+def test_bad_input_is_reported_before_tensorflow_loads(tmp_path):
+    """`domaintune search` checks its inputs before importing the heavy stack."""
+    probe = ("import sys\nfrom click.testing import CliRunner\nfrom domaintune.cli import main\n"
+             "r = CliRunner().invoke(main, ['search', '--train', sys.argv[1]])\n"
+             "print(r.exit_code, 'tensorflow' in sys.modules, r.output.strip())")
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "missing.csv")],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert out.startswith("1 False Error:") and "missing.csv" in out

@@ -141,7 +141,7 @@ class _AssignableClipNorm:
         self.learning_rate = float(learning_rate)
         self.clip_norm.assign(float(clipnorm))
         self.iterations.assign(0)
-        touched = self.written_slot_rows() if hasattr(self, "written_slot_rows") else {}
+        touched = self.written_slot_rows()
         settings = {id(self.iterations), id(self.clip_norm), id(self._learning_rate)}
         for variable in self.variables:
             if id(variable) in settings:
@@ -157,6 +157,12 @@ class _AssignableClipNorm:
 
 class TrialAdam(_AssignableClipNorm, _rt.tf_keras.optimizers.Adam):
     """tf_keras Adam with assignable clipping (``sparse_updates=false``)."""
+
+    def updated_rows(self, variable) -> None:
+        return None  # dense updates: any row may have changed
+
+    def written_slot_rows(self) -> dict[int, object]:
+        return {}
 
 
 class TrialLazyAdam(_AssignableClipNorm, LazyAdam):

@@ -224,7 +224,9 @@ def serve_oracle(oracle, cluster: Cluster, lease_seconds: float) -> None:
                 return super().EndTrial(request, context)
             except RuntimeError as exc:  # too many consecutive failures
                 failure.append(exc)
-                _record_failed_end(oracle, request.trial.trial_id)
+                from domaintune.search.tuner import record_failed_end
+
+                record_failed_end(oracle, request.trial.trial_id)
                 return protos.get_service().EndTrialResponse()
 
     servicer = LeaseServicer(oracle)
@@ -254,16 +256,6 @@ def _stopped_trial(oracle):
                               status=trial_module.TrialStatus.STOPPED)
 
 
-def _record_failed_end(oracle, trial_id: str) -> None:
-    """KerasTuner raised before writing the trial that hit the limit."""
-    trial = oracle.get_trial(trial_id)
-    oracle._save_trial(trial)
-    for tuner_id, ongoing in list(oracle.ongoing_trials.items()):
-        if ongoing.trial_id == trial_id:
-            oracle.ongoing_trials.pop(tuner_id)
-    oracle.save()
-
-
 class Leases:
     """When each worker (tuner id) and each running trial was last heard of."""
 
@@ -283,13 +275,6 @@ class Leases:
                 self.seen(tuner_id, trial_id)
 
 
-def _synchronized(func):
-    import keras_tuner as kt
-
-    return kt.synchronized(func)
-
-
-@_synchronized
 def expire_silent(oracle, leases: Leases, lease_seconds: float) -> None:
     """End the trials of workers silent for longer than the lease; forget
     silent workers between trials, so the chief does not wait for them.
@@ -298,6 +283,12 @@ def expire_silent(oracle, leases: Leases, lease_seconds: float) -> None:
     (``max_retries_per_trial``) and fails after that. Runs under the oracle's
     lock, so it cannot interleave with a worker's own report.
     """
+    import keras_tuner as kt  # here, not at import: `search` must not load TF early
+
+    kt.synchronized(_expire_silent)(oracle, leases, lease_seconds)
+
+
+def _expire_silent(oracle, leases: Leases, lease_seconds: float) -> None:
     from keras_tuner.src.engine import trial as trial_module
 
     now = time.monotonic()

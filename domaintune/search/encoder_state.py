@@ -54,11 +54,10 @@ class EncoderState:
         self._snapshot = None
         taken = []
         for variable in self.variables:
-            rows = changed_rows(variable) if changed_rows else None
+            rows = _rows(changed_rows, variable)
             if rows is None:
                 taken.append((None, weights_io.read_into(variable)))
             else:
-                rows = np.asarray(rows)
                 values = tf.gather(variable, rows).numpy() if len(rows) else None
                 taken.append((rows, values))
         self._snapshot = taken
@@ -86,11 +85,10 @@ class EncoderState:
         whole table would cost time and a 262 MB temporary copy.
         """
         for variable, value in zip(self.variables, self._base):
-            rows = changed_rows(variable) if changed_rows else None
+            rows = _rows(changed_rows, variable)
             if rows is None:
                 weights_io.write(variable, value)
             elif len(rows):
-                rows = np.asarray(rows)
                 weights_io.write(variable, value[rows], rows)
 
     def keras_layer(self, trainable: bool = True):
@@ -124,10 +122,16 @@ class EncoderState:
         tf = tf_runtime.load().tf
 
         def finite(variable) -> bool:
-            rows = changed_rows(variable) if changed_rows else None
+            rows = _rows(changed_rows, variable)
             if rows is not None and not len(rows):
                 return True  # unchanged
             values = variable if rows is None else tf.gather(variable, rows)
             return bool(tf.reduce_all(tf.math.is_finite(values)))
 
         return all(finite(v) for v in self.variables if v.dtype.is_floating)
+
+
+def _rows(changed_rows: ChangedRows | None, variable) -> np.ndarray | None:
+    """The ids of ``variable``'s changed rows, or None for "possibly all"."""
+    rows = changed_rows(variable) if changed_rows else None
+    return None if rows is None else np.asarray(rows)

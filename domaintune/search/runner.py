@@ -15,7 +15,8 @@ import click
 
 from domaintune.errors import UserError
 from domaintune.search.results import (
-    BASE_METRICS_FILE, CONFIG_FILE, failure_reason, format_table, load_trials, ranked)
+    BASE_METRICS_FILE, CONFIG_FILE, failure_reason, format_table, load_base_metrics, load_trials,
+    ranked, read_json)
 
 # Settings that define a search; resuming with different ones would mix trials
 # that are not comparable.
@@ -140,7 +141,7 @@ def run_search(config: SearchConfig, *, overwrite: bool = False, cluster=None,
         _run_trials(config, inputs, oracle, base_dir, project_dir,
                     distributed=cluster is not None, strategy=strategy,
                     oracle_patience=connect_timeout)
-    _print_summary(project_dir, _read_base_metrics(project_dir))
+    _print_summary(project_dir, load_base_metrics(project_dir))
     return project_dir
 
 
@@ -274,7 +275,7 @@ def _prepare_project_dir(project_dir: Path, config: SearchConfig, overwrite: boo
                             "refusing to delete it. Choose another --project-dir.")
         shutil.rmtree(project_dir)
     if config_path.is_file():
-        previous = json.loads(config_path.read_text())
+        previous = read_json(config_path)
         # A key an older version did not record is not compared.
         changed = [k for k in RESUME_KEYS
                    if k in previous and previous[k] != asdict(config).get(k)]
@@ -328,9 +329,8 @@ def _base_metrics(project_dir: Path, encoder, data) -> dict:
     from domaintune.search.tuner import encoder_metrics
 
     if (project_dir / BASE_METRICS_FILE).is_file():
-        return _read_base_metrics(project_dir)
+        return load_base_metrics(project_dir)
     click.echo("Scoring the untuned base model (once per search)...")
-    encoder.restore_base()
     metrics = encoder_metrics(encoder, data)
     _write_atomically(project_dir / BASE_METRICS_FILE, json.dumps(metrics, indent=2))
     shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None)
@@ -338,18 +338,18 @@ def _base_metrics(project_dir: Path, encoder, data) -> dict:
     return metrics
 
 
-def _read_base_metrics(project_dir: Path) -> dict:
-    path = project_dir / BASE_METRICS_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def _write_atomically(path: Path, text: str) -> None:
     """Several processes (on several machines) of a distributed search may
     write the same file: a unique temp file, then an atomic rename."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp made it private; the project dir is shared
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _print_summary(project_dir: Path, base: dict) -> None:

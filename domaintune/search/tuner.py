@@ -141,10 +141,9 @@ class SiameseTuner(kt.Tuner):
             return self._train_and_score(trial, data)
 
     def _train_and_score(self, trial, data: SearchData) -> dict[str, float]:
-        rt = tf_runtime.load()
         values = dict(trial.hyperparameters.values)
         initial_epoch = self._warm_start(values)  # before a rebuild drops the last model
-        model = self._model_for(trial.hyperparameters)
+        model = self._model_for(trial.hyperparameters, values)
         epochs = int(values.get("tuner/epochs", values["epochs"]))
         batch = dict(batch_size=int(values["batch_size"]), unique_texts=model.pair_loss.in_batch,
                      positives_only=(float(values["positive_threshold"])
@@ -180,10 +179,9 @@ class SiameseTuner(kt.Tuner):
             _log_heatmap(logger, self.encoder, last_epoch)
         return results
 
-    def _model_for(self, hp):
+    def _model_for(self, hp, values: dict):
         """The built model for this trial: the previous trial's, given this
         trial's values, when the graph-shaping ones are the same."""
-        values = self.space.declare(hp)
         key = graph_key(values)
         if self._model is None or self._model_key != key:
             self._model = None
@@ -193,11 +191,11 @@ class SiameseTuner(kt.Tuner):
             # the traced functions (~2-5 s). The graph has no random ops; the
             # shuffle is seeded per trial in pair_dataset.
             rt.tf.random.set_seed(self.seed)
-            with self.strategy.scope() if self.strategy else contextlib.nullcontext():
+        with self.strategy.scope() if self.strategy else contextlib.nullcontext():
+            if self._model is None:
                 self._model = build_model(hp, self.encoder.keras_layer(trainable=True),
                                           self.space)
-            self._model_key = key
-        with self.strategy.scope() if self.strategy else contextlib.nullcontext():
+                self._model_key = key
             self._model.start_trial(values)
         return self._model
 
@@ -240,11 +238,8 @@ class SiameseTuner(kt.Tuner):
     def on_trial_end(self, trial) -> None:
         try:
             super().on_trial_end(trial)
-        except RuntimeError:
-            # Too many consecutive failures: KerasTuner raises before writing
-            # the last trial, which must still be recorded as failed.
-            self.oracle._save_trial(self.oracle.get_trial(trial.trial_id))
-            self.oracle.save()
+        except RuntimeError:  # too many consecutive failures
+            record_failed_end(self.oracle, trial.trial_id)
             raise
         finally:
             self.prune_checkpoints()
@@ -287,6 +282,17 @@ class SiameseTuner(kt.Tuner):
                 path.unlink(missing_ok=True)
 
 
+def record_failed_end(oracle, trial_id: str) -> None:
+    """Record the trial that hit the consecutive-failure limit: KerasTuner
+    raises before writing it and before dropping it from the ongoing trials
+    (a resume would run it again)."""
+    oracle._save_trial(oracle.get_trial(trial_id))
+    for tuner_id, ongoing in list(oracle.ongoing_trials.items()):
+        if ongoing.trial_id == trial_id:
+            oracle.ongoing_trials.pop(tuner_id)
+    oracle.save()
+
+
 def _changed_rows(model) -> Callable[[Any], Any]:
     """What a trial of ``model`` changed: trainable variables it did not tune
     (a frozen table) not at all, lazily updated tables in the rows its
@@ -294,12 +300,11 @@ def _changed_rows(model) -> Callable[[Any], Any]:
     tf = tf_runtime.load().tf
     tuned = {id(v) for v in model.tuned_variables()}
     frozen = {id(v) for v in model.trainable_variables} - tuned
-    written = getattr(model.optimizer, "updated_rows", lambda variable: None)
 
     def changed(variable):
         if id(variable) in frozen:
             return tf.zeros([0], tf.int64)
-        return written(variable) if id(variable) in tuned else None
+        return model.optimizer.updated_rows(variable) if id(variable) in tuned else None
 
     return changed
 
