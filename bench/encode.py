@@ -190,7 +190,7 @@ def other_cpu_use(seconds: float = 1.0) -> str:
 def make_engines(names: list[str], batch_size: int):
     """Return {name: encode(texts) -> ndarray}, plus load times for the report."""
     from domaintune import tf_runtime
-    from domaintune.models.encoder import batched_encoder, load_encoder_layer
+    from domaintune.models.encoding import batched_encoder, load_encoder_layer
     from domaintune.models.resolver import resolve_base
 
     engines, notes = {}, []

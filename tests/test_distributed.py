@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from domaintune.search.results import load_trials
-from domaintune.search.tensorboard_logging import read_scalars
+from domaintune.reporting.results import load_trials
+from domaintune.reporting.tensorboard_logging import read_scalars
 
 from .conftest import run_cli, trial_status, wait_until
 

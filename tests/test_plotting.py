@@ -1,4 +1,4 @@
-"""Similarity heatmaps (domaintune.plotting) and the tutorial titles."""
+"""Similarity heatmaps (domaintune.reporting.plotting) and the tutorial titles."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from domaintune import plotting
+from domaintune.reporting import plotting
 from domaintune.data.titles import TUTORIAL_TITLES
 from domaintune.errors import UserError
 

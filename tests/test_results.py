@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from domaintune.cli import main
 from domaintune.errors import UserError
 from domaintune.search.space import PARAM_NAMES
-from domaintune.search.results import (
+from domaintune.reporting.results import (
     BASE_METRICS_FILE,
     CONFIG_FILE,
     best_trial,

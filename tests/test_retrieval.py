@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from domaintune import retrieval
+from domaintune.evaluation import retrieval
 from domaintune.cli import main
 from domaintune.data.pairs import PairSet
 from domaintune.errors import UserError
-from domaintune.retrieval import (RetrievalSet, load_retrieval_set, retrieval_from_pairs,
-                                  retrieval_metrics)
+from domaintune.data.retrieval_sets import RetrievalSet, load_retrieval_set, retrieval_from_pairs
+from domaintune.evaluation.retrieval import retrieval_metrics
 from tests.conftest import shared_path
 
 
@@ -212,7 +212,7 @@ def test_cli_reads_the_retrieval_file_before_the_model(tmp_path):
 
 
 def test_use_m3_on_the_esco_export(use_m3_layer):
-    from domaintune.models.encoder import batched_encoder
+    from domaintune.models.encoding import batched_encoder
 
     rset = load_retrieval_set(shared_path("esco", "occupations_en.csv"))
     start = time.perf_counter()

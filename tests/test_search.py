@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from domaintune.cli import main
-from domaintune.search.results import load_trials
+from domaintune.reporting.results import load_trials
 
 from .conftest import run_cli, shared_path, trial_status, wait_until
 
@@ -33,7 +33,7 @@ def search(project: Path, base: Path, *extra: str):
 
 
 def test_keep_best_bounds_checkpoints_and_tensorboard_logs(tmp_path, tiny_model_dir):
-    from domaintune.search.tensorboard_logging import read_scalars
+    from domaintune.reporting.tensorboard_logging import read_scalars
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -205,8 +205,8 @@ def test_end_to_end_use_m3_search_results_export(tmp_path):
         "a = rt.hub.KerasLayer(sys.argv[1])(rt.tf.constant(texts)).numpy()\n"
         "b = rt.tf.saved_model.load(sys.argv[1])(rt.tf.constant(texts)).numpy()\n"
         "from domaintune.models.resolver import resolve_base\n"
-        "from domaintune.search.encoder_state import EncoderState\n"
-        "enc = EncoderState(resolve_base('use-m3'))\n"
+        "from domaintune.models.trainable_encoder import TrainableEncoder\n"
+        "enc = TrainableEncoder(resolve_base('use-m3'))\n"
         "enc.load_weights(sys.argv[2])\n"
         "c = enc.module(rt.tf.constant(texts)).numpy()\n"
         "print(float(abs(a - c).max()), float(abs(b - c).max()))\n")
@@ -224,7 +224,7 @@ def test_build_model_from_hyperparameters(tiny_model_dir):
     import keras_tuner as kt
 
     from domaintune import tf_runtime
-    from domaintune.models.encoder import load_encoder_layer
+    from domaintune.models.encoding import load_encoder_layer
     from domaintune.models.siamese import build_model
     from domaintune.search.space import SearchSpace
 
@@ -304,9 +304,9 @@ def test_frozen_table_and_dense_adam_train(tmp_path, tiny_model_dir):
 
     with np.load(project / "trial_0" / "encoder.npz") as trained:
         table, dense = trained["v0"], trained["v1"]
-    from domaintune.search.encoder_state import EncoderState
+    from domaintune.models.trainable_encoder import TrainableEncoder
 
-    base = EncoderState(tiny_model_dir)
+    base = TrainableEncoder(tiny_model_dir)
     assert np.array_equal(table, base.variables[0].numpy())  # the table was frozen
     assert not np.array_equal(dense, base.variables[1].numpy())  # the rest trained
 

@@ -20,7 +20,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from domaintune.data.titles import TUTORIAL_TITLES
 from domaintune.errors import UserError
-from domaintune.search.tensorboard_logging import (
+from domaintune.reporting.tensorboard_logging import (
     HParamSpec,
     TrialLogger,
     launch_tensorboard,
@@ -221,7 +221,7 @@ def _read_lines(stream, lines: queue.Queue) -> None:
 def test_launch_tensorboard_serves_runs(logdir):
     code = (
         "import sys; from pathlib import Path; "
-        "from domaintune.search.tensorboard_logging import launch_tensorboard; "
+        "from domaintune.reporting.tensorboard_logging import launch_tensorboard; "
         "launch_tensorboard(Path(sys.argv[1]), port=0, host='127.0.0.1')"
     )
     proc = subprocess.Popen(

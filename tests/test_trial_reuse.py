@@ -16,8 +16,8 @@ import pytest
 from domaintune import tf_runtime
 from domaintune.data.pairs import load_pairs, sample_path
 from domaintune.models.siamese import build_model, graph_key, pair_dataset
-from domaintune.search import weights_io
-from domaintune.search.encoder_state import EncoderState
+from domaintune.models import weights_io
+from domaintune.models.trainable_encoder import TrainableEncoder
 from domaintune.search.space import SearchSpace
 from domaintune.search.tuner import _changed_rows, _RestoreBestEpoch
 
@@ -28,7 +28,7 @@ FIRST = {"learning_rate": 5e-2, "clipnorm": 10.0, "clip_epsilon": 1e-5}
 SECOND = {"learning_rate": 1e-2, "clipnorm": 0.05, "clip_epsilon": 1e-2}
 
 
-def _model(encoder: EncoderState, values: dict):
+def _model(encoder: TrainableEncoder, values: dict):
     space = SearchSpace().with_overrides({k: [v] for k, v in values.items()})
     hp = kt.HyperParameters()
     model = build_model(hp, encoder.keras_layer(trainable=True), space)
@@ -39,7 +39,7 @@ def _train(model, pairs, seed: int):
     model.fit(pair_dataset(pairs, 16, shuffle=True, seed=seed), epochs=2, verbose=0)
 
 
-def _weights(encoder: EncoderState) -> list[np.ndarray]:
+def _weights(encoder: TrainableEncoder) -> list[np.ndarray]:
     return [v.numpy().copy() for v in encoder.variables]
 
 
@@ -50,7 +50,7 @@ def pairs():
 
 
 def test_reused_model_trains_exactly_like_a_fresh_one(tiny_model_dir, pairs):
-    encoder = EncoderState(tiny_model_dir)
+    encoder = TrainableEncoder(tiny_model_dir)
     base = _weights(encoder)
 
     model, _ = _model(encoder, FIRST)
@@ -90,7 +90,7 @@ def test_reused_model_trains_exactly_like_a_fresh_one(tiny_model_dir, pairs):
 
 
 def test_changed_rows_cover_exactly_what_lazy_adam_wrote(tiny_model_dir, pairs):
-    encoder = EncoderState(tiny_model_dir)
+    encoder = TrainableEncoder(tiny_model_dir)
     base = _weights(encoder)
     model, _ = _model(encoder, FIRST)
     _train(model, pairs, seed=1)
@@ -105,7 +105,7 @@ def test_changed_rows_cover_exactly_what_lazy_adam_wrote(tiny_model_dir, pairs):
 
 
 def test_restore_best_epoch_puts_back_the_best_epoch(tiny_model_dir):
-    encoder = EncoderState(tiny_model_dir)
+    encoder = TrainableEncoder(tiny_model_dir)
     model, _ = _model(encoder, FIRST)
     table = encoder.variables[0]
     callback = _RestoreBestEpoch(encoder, last_epoch=2)
@@ -128,7 +128,7 @@ def test_restore_best_epoch_puts_back_the_best_epoch(tiny_model_dir):
 def test_restore_best_epoch_by_changed_rows(tiny_model_dir, pairs):
     """From the base, only the rows trained so far are copied, and putting
     them back (with the base elsewhere) gives the best epoch's weights."""
-    encoder = EncoderState(tiny_model_dir)
+    encoder = TrainableEncoder(tiny_model_dir)
     model, _ = _model(encoder, FIRST)
     model.fit(pair_dataset(pairs.subset(range(48)), 16, shuffle=True, seed=3), epochs=1,
               verbose=0)

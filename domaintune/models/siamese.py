@@ -34,7 +34,7 @@ class SiameseModel(keras.Model):
     def __init__(self, encoder, loss: str = "angular_mse", clip_epsilon: float = 1e-5,
                  train_embeddings: bool = True, **loss_settings: float):
         super().__init__(name="siamese")
-        self.encoder = encoder
+        self.tower = encoder
         self.train_embeddings = train_embeddings
         # Float settings live in variables: a later trial assigns its values
         # instead of retracing the train step (see ``ASSIGNABLE``).
@@ -64,16 +64,16 @@ class SiameseModel(keras.Model):
         return 1.0 - tf.acos(tf.clip_by_value(cos, -limit, limit)) / math.pi
 
     def call(self, inputs, training=False):
-        return self.similarity(self.encoder(inputs[0], training=training),
-                               self.encoder(inputs[1], training=training))
+        return self.similarity(self.tower(inputs[0], training=training),
+                               self.tower(inputs[1], training=training))
 
     def _loss(self, inputs, target, training):
-        a = self.encoder(inputs[0], training=training)
-        b = self.encoder(inputs[1], training=training)
+        a = self.tower(inputs[0], training=training)
+        b = self.tower(inputs[1], training=training)
         hard = None
         if len(inputs) > 2:  # rows without a hard negative hold ""
             texts = tf.boolean_mask(inputs[2], tf.strings.length(inputs[2]) > 0)
-            hard = self.encoder(texts, training=training)
+            hard = self.tower(texts, training=training)
         loss = self.pair_loss(a, b, target, hard)
         return loss, tf.reduce_mean(tf.abs(self.similarity(a, b) - target))
 

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from domaintune.errors import UserError
-from domaintune.search.results import (
+from domaintune.reporting.results import (
     BASE_METRICS_FILE, CONFIG_FILE, failure_reason, format_table, load_base_metrics, load_trials,
     ranked, read_json)
 
@@ -190,7 +190,7 @@ def _make_oracle(config: SearchConfig, space, *, distributed: bool):
 
 
 def _write_experiment_config(project_dir: Path, space) -> None:
-    from domaintune.search.tensorboard_logging import write_experiment_config
+    from domaintune.reporting.tensorboard_logging import write_experiment_config
 
     write_experiment_config(project_dir / "logs", space.hparam_specs(),
                             ["objective", "val_mse", "val_spearman", "retrieval_r1",
@@ -218,11 +218,11 @@ def _serve_as_chief(oracle, project_dir: Path, inputs: Inputs, cluster,
 def _run_trials(config: SearchConfig, inputs: Inputs, oracle, base_dir: Path,
                 project_dir: Path, *, distributed: bool, strategy: str | None,
                 oracle_patience: float) -> None:
-    from domaintune.search.encoder_state import EncoderState
+    from domaintune.models.trainable_encoder import TrainableEncoder
     from domaintune.search.tuner import SearchData, SiameseTuner, planned_trials
 
     distribution = _make_strategy(strategy)
-    encoder = EncoderState(base_dir, strategy=distribution)
+    encoder = TrainableEncoder(base_dir, strategy=distribution)
     data = SearchData(inputs.train, inputs.val, inputs.sts, {}, retrieval=inputs.retrieval)
     data.base_metrics = _base_metrics(project_dir, encoder, data)
     inputs.objective.score(data.base_metrics, data.base_metrics)  # fails now, not per trial
@@ -309,7 +309,7 @@ def _check_in_batch_positives(space, train) -> None:
 
 def _validation_retrieval(val, config: SearchConfig):
     """Retrieval queries from the validation pairs at the top score, if any."""
-    from domaintune.retrieval import retrieval_from_pairs
+    from domaintune.data.retrieval_sets import retrieval_from_pairs
 
     retrieval = retrieval_from_pairs(val)
     if retrieval is None and config.domain_metric == "retrieval":

@@ -140,7 +140,7 @@ class SearchSpace:
 
     def hparam_specs(self):
         """The space as TensorBoard HParams specs."""
-        from domaintune.search.tensorboard_logging import HParamSpec
+        from domaintune.reporting.tensorboard_logging import HParamSpec
 
         specs = []
         for p in self.params.values():

@@ -22,13 +22,13 @@ from keras_tuner.src import config as kt_config  # no public handle for DEBUG
 
 from domaintune import tf_runtime
 from domaintune.data.titles import TUTORIAL_TITLES
-from domaintune.evaluation import pair_metrics, sts_metrics
+from domaintune.evaluation.metrics import pair_metrics, sts_metrics
 from domaintune.models.siamese import build_model, graph_key, pair_dataset
 from domaintune.objectives import Objective
-from domaintune.retrieval import retrieval_metrics
-from domaintune.search.encoder_state import CHECKPOINT_NAME, EncoderState
+from domaintune.evaluation.retrieval import retrieval_metrics
+from domaintune.models.trainable_encoder import CHECKPOINT_NAME, TrainableEncoder
 from domaintune.search.space import SearchSpace
-from domaintune.search.tensorboard_logging import TrialLogger
+from domaintune.reporting.tensorboard_logging import TrialLogger
 
 TUNERS = ("random", "bayesian", "hyperband", "grid")
 
@@ -44,9 +44,9 @@ class SearchData:
     retrieval: Any | None = None  # RetrievalSet from the validation pairs, if any
 
 
-def encoder_metrics(encoder: EncoderState, data: SearchData) -> dict[str, float | None]:
+def encoder_metrics(encoder: TrainableEncoder, data: SearchData) -> dict[str, float | None]:
     """Domain-validation (MSE, correlations, retrieval) and STS-B metrics."""
-    encode = encoder.encoder()
+    encode = encoder.encode_fn()
     domain = pair_metrics(encode, data.val)
     metrics: dict[str, float | None] = {
         "val_mse": domain["pairs_mse"], "val_pearson": domain["pairs_pearson"],
@@ -94,7 +94,7 @@ def planned_trials(oracle, max_trials: int) -> int:
 class SiameseTuner(kt.Tuner):
     """Runs each trial as a siamese fine-tuning of the in-memory base encoder."""
 
-    def __init__(self, oracle, *, encoder: EncoderState, objective: Objective,
+    def __init__(self, oracle, *, encoder: TrainableEncoder, objective: Objective,
                  space: SearchSpace, project_dir: Path, keep_best: int = 1, seed: int = 0,
                  overwrite: bool = False, reporter=None, distributed: bool = False,
                  strategy=None, oracle_patience: float = 300.0):
@@ -225,7 +225,7 @@ class SiameseTuner(kt.Tuner):
     def save_model(self, trial_id, model=None, step=0) -> None:
         self.encoder.save_weights(self.checkpoint_path(trial_id))
 
-    def load_model(self, trial) -> EncoderState:
+    def load_model(self, trial) -> TrainableEncoder:
         """Load the trial's fine-tuned weights into the shared encoder."""
         self.encoder.load_weights(self.checkpoint_path(trial.trial_id))
         self._from_base = False
@@ -313,11 +313,11 @@ def _loggable(values: dict) -> dict:
     return {k: v for k, v in values.items() if not k.startswith("tuner/") or k == "tuner/epochs"}
 
 
-def _log_heatmap(logger: TrialLogger, encoder: EncoderState, step: int) -> None:
-    from domaintune.plotting import cosine_similarity_matrix
+def _log_heatmap(logger: TrialLogger, encoder: TrainableEncoder, step: int) -> None:
+    from domaintune.reporting.plotting import cosine_similarity_matrix
 
     titles = list(TUTORIAL_TITLES)
-    logger.log_heatmap(titles, cosine_similarity_matrix(encoder.encoder()(titles)), step=step)
+    logger.log_heatmap(titles, cosine_similarity_matrix(encoder.encode_fn()(titles)), step=step)
 
 
 class _EpochLog(tf_runtime.load().tf_keras.callbacks.Callback):
@@ -338,7 +338,7 @@ class _RestoreBestEpoch(tf_runtime.load().tf_keras.callbacks.Callback):
     (if it is the best, its weights are in place), and with ``changed_rows``
     (a trial from the base) only the rows changed so far are copied."""
 
-    def __init__(self, encoder: EncoderState, last_epoch: int,
+    def __init__(self, encoder: TrainableEncoder, last_epoch: int,
                  changed_rows: Callable[[Any], Any] | None = None):
         super().__init__()
         self.encoder = encoder

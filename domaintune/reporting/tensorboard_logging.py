@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from domaintune import plotting, tf_runtime
+from domaintune import tf_runtime
+from domaintune.reporting import plotting
 from domaintune.errors import UserError
 
 __all__ = [

@@ -5,7 +5,7 @@ weights; each trial restores them in memory (no re-read from disk; only the
 rows the last trial changed, when that is known), fine-tunes the same
 variables, and a checkpoint stores only those encoder variables (no optimizer
 state: a few hundred MB instead of ~790 MB for USE-m3). Big variables move in
-row chunks (:mod:`domaintune.search.weights_io`).
+row chunks (:mod:`domaintune.models.weights_io`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from domaintune import tf_runtime
-from domaintune.models.encoder import EncodeFn, batched_encoder
-from domaintune.search import weights_io
+from domaintune.models.encoding import EncodeFn, batched_encoder
+from domaintune.models import weights_io
 
 CHECKPOINT_NAME = "encoder.npz"
 
@@ -29,7 +29,7 @@ CHECKPOINT_NAME = "encoder.npz"
 ChangedRows = Callable[[Any], Any]
 
 
-class EncoderState:
+class TrainableEncoder:
     """A loaded TF-Hub style SavedModel plus its pristine base weights."""
 
     def __init__(self, saved_model_dir: Path, strategy=None):
@@ -95,7 +95,7 @@ class EncoderState:
         """A fresh ``hub.KerasLayer`` over the shared variables."""
         return tf_runtime.load().hub.KerasLayer(self.module, trainable=trainable)
 
-    def encoder(self, batch_size: int = 256) -> EncodeFn:
+    def encode_fn(self, batch_size: int = 256) -> EncodeFn:
         """Batched numpy encoding with the current weights."""
         return batched_encoder(self.module, batch_size)
 

@@ -1,36 +1,21 @@
-"""Retrieval evaluation: does a query's nearest corpus text name its concept?
+"""Retrieval sets: queries, their gold targets, and the corpus searched.
 
-A :class:`RetrievalSet` holds (query, gold target) rows and a corpus of
-candidate targets. :func:`retrieval_metrics` embeds both, ranks the corpus by
-cosine similarity for each query and reports recall@k and the mean reciprocal
-rank (MRR).
-
-Rules, the same for every source:
-
-- **Several gold targets.** A query may appear on several rows (an ESCO
-  alternative label shared by two occupations). It counts once, and it is a
-  hit if its best-scoring gold target ranks within k.
-- **Rank** = 1 + the number of non-gold corpus texts scoring at least as high
-  as the best gold target (within ``TIE_TOLERANCE``). Ties count against the
-  query, so an encoder that maps everything to one vector scores 0, not 1.
-- **Queries found verbatim in the corpus are skipped**, because their rank
-  does not depend on the encoder: identical to one of their own gold targets
-  the hit is trivial (counted as ``trivial``); identical to another corpus text
-  they always lose to it (counted as ``in_corpus``).
+Loaded from an ESCO occupations export, a ``query,target`` CSV, or the
+same-concept pairs of a pair file. Scored by
+:func:`domaintune.evaluation.retrieval.retrieval_metrics`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from domaintune.errors import UserError
-from domaintune.models.encoder import EncodeFn
 
 #: Scores closer than this count as tied (embeddings are float32).
 TIE_TOLERANCE = 1e-6
@@ -38,7 +23,6 @@ TIE_TOLERANCE = 1e-6
 SAME_CONCEPT_SCORE = 0.99
 _ESCO_COLUMNS = ("preferredLabel", "altLabels")
 _PAIR_COLUMNS = ("query", "target")
-_SCORE_CELLS = 1 << 24  # query x corpus scores held at once (64 MB of float32)
 
 
 @dataclass
@@ -141,44 +125,6 @@ def retrieval_from_pairs(pairs, top_score: float | None = None) -> RetrievalSet 
     chosen = [(pairs.texts_a[i], pairs.texts_b[i]) for i in keep]
     rset = _build(chosen, list(dict.fromkeys(b for _, b in chosen)), pairs.source)
     return rset if rset.queries and len(rset.corpus) >= 2 else None
-
-
-def retrieval_metrics(encode: EncodeFn, rset: RetrievalSet,
-                      ks: Sequence[int] = (1, 5)) -> dict[str, float | int]:
-    """``retrieval_r{k}`` for each k, ``retrieval_mrr``, ``retrieval_queries``, ``retrieval_corpus``."""
-    queries, golds = rset.gold()
-    ranks = _ranks(_normalise(encode(queries)), _normalise(encode(rset.corpus)), golds)
-    result: dict[str, float | int] = {f"retrieval_r{k}": float(np.mean(ranks <= k)) for k in ks}
-    result.update(retrieval_mrr=float(np.mean(1.0 / ranks)), retrieval_queries=len(queries),
-                  retrieval_corpus=len(rset.corpus))
-    return result
-
-
-def _ranks(q: np.ndarray, c: np.ndarray, golds: list[list[int]]) -> np.ndarray:
-    """1-based rank of each query's best gold target (ties count against it)."""
-    n = len(golds)
-    rows = np.repeat(np.arange(n), [len(g) for g in golds])
-    cols = np.fromiter((i for g in golds for i in g), np.int64, len(rows))
-    ranks = np.empty(n, np.int64)
-    step = max(1, _SCORE_CELLS // max(1, len(c)))
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        scores = q[start:stop] @ c.T
-        sel = (rows >= start) & (rows < stop)
-        r, g = rows[sel] - start, cols[sel]
-        best = np.full(stop - start, -np.inf, np.float32)
-        np.maximum.at(best, r, scores[r, g])
-        threshold = best - TIE_TOLERANCE
-        at_least = np.count_nonzero(scores >= threshold[:, None], axis=1)
-        gold_at_least = np.bincount(r, scores[r, g] >= threshold[r], stop - start)
-        ranks[start:stop] = 1 + at_least - gold_at_least.astype(np.int64)
-    return ranks
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norm > 0, norm, 1.0)  # a zero vector scores 0 against everything
 
 
 def _build(pairs: Iterable[tuple[str, str]], corpus: list[str], source: str) -> RetrievalSet:

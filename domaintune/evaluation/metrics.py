@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from domaintune.models.encoder import EncodeFn
+from domaintune.models.encoding import EncodeFn
 
 
 def angular_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:

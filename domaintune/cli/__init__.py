@@ -86,10 +86,11 @@ def evaluate(columns: str, scale: str, dedupe: str, model_spec: str, sts_spec: s
     from domaintune.data.pairs import load_pairs
     from domaintune.data.sts import load_sts
     from domaintune.data.titles import TUTORIAL_TITLES, read_titles
-    from domaintune.evaluation import pair_metrics, sts_metrics
-    from domaintune.models.encoder import batched_encoder, load_encoder_layer
+    from domaintune.evaluation.metrics import pair_metrics, sts_metrics
+    from domaintune.models.encoding import batched_encoder, load_encoder_layer
     from domaintune.models.resolver import resolve_base
-    from domaintune.retrieval import load_retrieval_set, retrieval_metrics
+    from domaintune.data.retrieval_sets import load_retrieval_set
+    from domaintune.evaluation.retrieval import retrieval_metrics
 
     # Read every input before the (slow) model load, so mistakes surface at once.
     sts = load_sts(sts_spec, split)
@@ -111,7 +112,7 @@ def evaluate(columns: str, scale: str, dedupe: str, model_spec: str, sts_spec: s
     if rset is not None:
         result.update(retrieval_metrics(encode, rset), retrieval_source=str(retrieval_path))
     if heatmap_path:
-        from domaintune.plotting import cosine_similarity_matrix, save_similarity_heatmap
+        from domaintune.reporting.plotting import cosine_similarity_matrix, save_similarity_heatmap
 
         save_similarity_heatmap(heatmap_path, titles, cosine_similarity_matrix(encode(titles)),
                                 title=f"Cosine similarity: {model_spec}")
@@ -209,7 +210,7 @@ def search(columns, scale, dedupe, role, oracle_address, worker_id, lease_timeou
 def results(project_dir: Path, as_json: bool, pareto: bool) -> None:
     """Show the trials of a search with their metrics."""
     from domaintune.objectives import pareto_front
-    from domaintune.search.results import format_table, load_base_metrics, load_trials
+    from domaintune.reporting.results import format_table, load_base_metrics, load_trials
 
     trials = load_trials(project_dir)
     if pareto:
@@ -229,7 +230,7 @@ def results(project_dir: Path, as_json: bool, pareto: bool) -> None:
 @click.option("--trial", "trial_id", help="Trial id to export (default: the best).")
 def export(project_dir: Path, out: Path, trial_id: str | None) -> None:
     """Export a trial's encoder as a TF-Hub-loadable SavedModel."""
-    from domaintune.search.export import export_trial
+    from domaintune.export import export_trial
 
     path = export_trial(project_dir, out, trial_id)
     click.echo(f"Exported to {path} (load with hub.KerasLayer('{path}'))")
@@ -240,7 +241,7 @@ def export(project_dir: Path, out: Path, trial_id: str | None) -> None:
 @click.option("--port", default=6006, show_default=True, type=click.IntRange(0, 65535))
 def tensorboard(project_dir: Path, port: int) -> None:
     """Start TensorBoard on a search's logs (bound to localhost)."""
-    from domaintune.search.tensorboard_logging import launch_tensorboard
+    from domaintune.reporting.tensorboard_logging import launch_tensorboard
 
     launch_tensorboard(Path(project_dir) / "logs", port=port)
 
@@ -255,9 +256,7 @@ def _print_result(result: dict, as_json: bool) -> None:
         click.echo(f"{key:<{width}}  {shown}")
 
 
-from domaintune.data.cli_data import data  # noqa: E402  (the `domaintune data` group)
+from domaintune.cli.data import data  # noqa: E402  (the `domaintune data` group)
 
 main.add_command(data)
 
-if __name__ == "__main__":
-    main()

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from domaintune.errors import UserError
-from domaintune.search.encoder_state import CHECKPOINT_NAME
-from domaintune.search.results import (
+from domaintune.models.trainable_encoder import CHECKPOINT_NAME
+from domaintune.reporting.results import (
     CONFIG_FILE, best_trial, load_base_metrics, load_trials, read_json)
 
 MODEL_CARD = "model_card.json"
@@ -45,10 +45,10 @@ def export_trial(project_dir: Path, out: Path, trial_id: str | None = None) -> P
 
     from domaintune import tf_runtime
     from domaintune.models.resolver import resolve_base
-    from domaintune.search.encoder_state import EncoderState
+    from domaintune.models.trainable_encoder import TrainableEncoder
 
     config = read_json(project_dir / CONFIG_FILE)
-    encoder = EncoderState(resolve_base(config["base"]))
+    encoder = TrainableEncoder(resolve_base(config["base"]))
     try:
         encoder.load_weights(checkpoint)
     except (ValueError, OSError) as exc:
