@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+# Not resolve(): in a symlinked checkout, ../shared is beside the link.
+REPO = Path(__file__).absolute().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 # One cache for the whole test run (the USE-m3 conversion happens once per
@@ -16,10 +17,15 @@ os.environ.setdefault("DOMAINTUNE_CACHE", str(REPO / ".test-cache"))
 
 
 def shared_path(*parts: str) -> Path:
-    """A path under ../shared/data; skips the test cleanly when it is absent."""
+    """A path under ../shared/data; skips the test when it is absent, except
+    in CI (``CI`` set), where the data is always there and a skip would hide
+    that the test did not run."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"shared reference data not present: {path}")
+        message = f"shared reference data not present: {path}"
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(message + " (CI is set: shared data is required)")
+        pytest.skip(message)
     return path
 
 

@@ -23,10 +23,10 @@ from domaintune.data.esco import (
 )
 from domaintune.data.pairs import load_pairs
 from domaintune.errors import UserError
+from tests.conftest import shared_path
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "esco"
 EN, DE, ISCO = FIX / "occupations_en.csv", FIX / "occupations_de.csv", FIX / "ISCOGroups_en.csv"
-SHARED_ESCO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "esco"
 URI = "http://example.org/esco-fixture/occupation/o{:02d}".format
 
 
@@ -339,9 +339,8 @@ def test_more_read_errors(tmp_path):
 # -- the real ESCO export (../shared/data/esco) --------------------------------------------------
 
 def test_real_esco_export(tmp_path):
-    occ_path, isco_path = SHARED_ESCO / "occupations_en.csv", SHARED_ESCO / "ISCOGroups_en.csv"
-    if not occ_path.is_file() or not isco_path.is_file():
-        pytest.skip(f"shared ESCO export not present: {SHARED_ESCO}")
+    occ_path = shared_path("esco", "occupations_en.csv")
+    isco_path = shared_path("esco", "ISCOGroups_en.csv")
     t0 = time.perf_counter()
     occs = read_occupations([occ_path])
     assert len(occs) == 2353

@@ -23,8 +23,8 @@ from domaintune.data.pairs import (
     to_angular,
 )
 from domaintune.errors import UserError
+from tests.conftest import shared_path
 
-SEED_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed"
 HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
 HEADER = "base,ref,similarity\n"
 
@@ -467,9 +467,8 @@ def test_file_sha256(tmp_path: Path) -> None:
         file_sha256(tmp_path / "missing.csv")
 
 
-@pytest.mark.skipif(not (SEED_DIR / "training_data.csv").is_file(), reason="seed data not present")
 def test_seed_training_data_loads() -> None:
-    pairs, report = load_pairs(SEED_DIR / "training_data.csv")
+    pairs, report = load_pairs(shared_path("seed", "training_data.csv"))
     assert report.read == 98
     # the tutorial file repeats one row ("data scientist", "research data scientist")
     assert len(pairs) == 97 and report.dropped["exact_duplicate"] == 1

@@ -16,8 +16,7 @@ import pytest
 
 from domaintune.data.sts import StsPairs, download_sts_archive, load_sts, parse_sts_file
 from domaintune.errors import UserError
-
-REAL_STS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "stsbenchmark"
+from tests.conftest import shared_path
 
 # Real STS-B format: genre, file, year, id, score, sentence1, sentence2 [, extra fields].
 LINES = [
@@ -109,15 +108,14 @@ def serve(monkeypatch: pytest.MonkeyPatch):
 # --- the real data ----------------------------------------------------------------
 
 def test_real_dev_and_train() -> None:
-    if not (REAL_STS / "sts-dev.csv").is_file():
-        pytest.skip(f"reference STS data not found at {REAL_STS}")
-    dev = parse_sts_file(REAL_STS / "sts-dev.csv")
+    real_sts = shared_path("stsbenchmark")
+    dev = parse_sts_file(real_sts / "sts-dev.csv")
     assert len(dev) == 1500 and isinstance(dev, StsPairs)
     assert dev.scores.dtype == np.float32
     assert dev.scores.min() >= 0.0 and dev.scores.max() <= 5.0
     assert len(dev.sentences1) == len(dev.sentences2) == 1500
     assert dev.sentences1[0] == "A man with a hard hat is dancing."
-    assert len(load_sts(str(REAL_STS), "train")) == 5749  # type: ignore[arg-type]
+    assert len(load_sts(str(real_sts), "train")) == 5749  # type: ignore[arg-type]
 
 
 # --- parsing and path specs -------------------------------------------------------
