@@ -147,3 +147,51 @@ def test_url_serving_404_is_a_user_error(model_server, hub_cache):
     # A failed download leaves no half-written module behind.
     leftovers = [p for p in hub_cache.glob("*") if p.is_dir()] if hub_cache.exists() else []
     assert leftovers == []
+
+
+def test_missing_local_folder_ending_in_a_number_is_not_a_hub_handle(tmp_path, monkeypatch):
+    """runs/export/1 looks like owner/model/version, but runs/ is a local folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    start = time.monotonic()
+    with pytest.raises(UserError) as err:
+        resolve_base("runs/export/1")
+    message = str(err.value)
+    assert "'runs/export/1' not found: no such folder" in message
+    assert "download" not in message.lower() and "TF-Hub" not in message
+    assert time.monotonic() - start < 5  # no network attempt
+
+
+@pytest.fixture
+def own_caches(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """(domaintune cache, system temp dir), both empty, no TFHUB_CACHE_DIR."""
+    import tempfile
+
+    cache, temp = tmp_path / "dt-cache", tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("DOMAINTUNE_CACHE", str(cache))
+    monkeypatch.delenv("TFHUB_CACHE_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # gettempdir() caches its answer
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    return cache, temp
+
+
+def test_hub_downloads_go_to_the_domaintune_cache(model_server, own_caches):
+    cache, temp = own_caches
+    base_url, _ = model_server
+    local = resolve_base(f"{base_url}/tiny.tar.gz")
+    assert local.resolve().is_relative_to((cache / "tfhub_modules").resolve())
+    assert list(temp.iterdir()) == []
+    import os
+
+    assert "TFHUB_CACHE_DIR" not in os.environ  # the user's environment is left as it was
+
+
+def test_failed_hub_download_leaves_no_empty_cache_folder(model_server, own_caches):
+    cache, temp = own_caches
+    base_url, _ = model_server
+    with pytest.raises(UserError, match="(?i)could not download"):
+        resolve_base(f"{base_url}/missing.tar.gz")
+    assert not (cache / "tfhub_modules").exists()
+    assert list(temp.iterdir()) == []

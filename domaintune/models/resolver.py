@@ -47,12 +47,14 @@ def resolve_base(spec: str) -> Path:
         raise UserError(
             f"'{spec}' exists but is not a SavedModel directory (no saved_model.pb in it). "
             f"Pass a TF2 SavedModel folder, a TF-Hub handle/URL, or '{EMBEDDED}'.")
-    if "://" in spec or _looks_like_hub_handle(spec):
+    if "://" in spec:
         return _download_hub_model(spec)
+    if _looks_like_hub_handle(spec) and not _first_folder_exists(path):
+        return _download_hub_model(spec)
+    # A local path (runs/export/1 whose runs/ exists is a folder, not a handle).
     raise UserError(
-        f"Base model '{spec}' not found: it is not '{EMBEDDED}', not an existing "
-        "SavedModel directory and not a TF-Hub handle or URL. Check the path or use "
-        f"the embedded '{EMBEDDED}'.")
+        f"Base model '{spec}' not found: no such folder. Check the path (e.g. the --out of "
+        f"`domaintune export`), or use the embedded '{EMBEDDED}'.")
 
 
 def _looks_like_hub_handle(spec: str) -> bool:
@@ -60,21 +62,44 @@ def _looks_like_hub_handle(spec: str) -> bool:
     return len(parts) >= 3 and not spec.startswith((".", "/", "~")) and parts[-1].isdigit()
 
 
+def _first_folder_exists(path: Path) -> bool:
+    return Path(path.parts[0]).is_dir()
+
+
 def _download_hub_model(spec: str) -> Path:
     hub = tf_runtime.load().hub
     handle = spec if "://" in spec else f"https://tfhub.dev/{spec}"
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(60)  # hub sets none: a silent host would hang forever
+    # Without TFHUB_CACHE_DIR, hub caches under the system temp dir; keep
+    # downloads with the rest of domaintune's cache instead.
+    own_cache = "TFHUB_CACHE_DIR" not in os.environ
+    hub_cache = cache_dir() / "tfhub_modules"
+    if own_cache:
+        os.environ["TFHUB_CACHE_DIR"] = str(hub_cache)
     try:
         return Path(hub.resolve(handle))
     except Exception as exc:  # hub raises many types (URLError, OSError, ValueError)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        meant_local = "" if "://" in spec else (
+            f" If you meant a local folder: '{spec}' does not exist.")
         raise UserError(
             f"Could not download the TF-Hub model '{spec}' ({reason}). This machine may "
             "have no route to the model hub: download the SavedModel elsewhere and pass "
-            f"its local directory, or use the embedded '{EMBEDDED}'.") from None
+            f"its local directory, or use the embedded '{EMBEDDED}'.{meant_local}") from None
     finally:
         socket.setdefaulttimeout(previous)
+        if own_cache:
+            del os.environ["TFHUB_CACHE_DIR"]
+            _remove_if_empty(hub_cache)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """A failed download leaves an empty cache folder; drop it (and nothing else)."""
+    try:
+        folder.rmdir()
+    except OSError:  # missing, or holds models
+        pass
 
 
 def embedded_use_m3(root: Path | None = None) -> Path:
