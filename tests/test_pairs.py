@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -25,7 +24,6 @@ from domaintune.data.pairs import (
 from domaintune.errors import UserError
 from tests.conftest import shared_path
 
-HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
 HEADER = "base,ref,similarity\n"
 
 
@@ -239,7 +237,6 @@ def test_jsonl_errors_name_line(tmp_path: Path) -> None:
     assert "JSON Lines" in _error(_write(tmp_path, "[" + good.replace("\n", ",")[:-1] + "]", "e.json"))
 
 
-@pytest.mark.skipif(not HAS_PYARROW, reason="pyarrow not installed")
 def test_parquet(tmp_path: Path) -> None:
     import pandas as pd
 
@@ -254,12 +251,6 @@ def test_parquet(tmp_path: Path) -> None:
     assert "row index 4" in _error(p)
     df.rename(columns={"ref": "other"}).to_parquet(p)
     assert "--columns" in _error(p)
-
-
-@pytest.mark.skipif(HAS_PYARROW, reason="pyarrow installed")
-def test_parquet_without_pyarrow_is_clear(tmp_path: Path) -> None:
-    msg = _error(_write(tmp_path, b"PAR1", "pairs.parquet"))
-    assert "pip install pyarrow" in msg
 
 
 # ------------------------------------------------------------------- hard negatives
@@ -294,8 +285,7 @@ def _write_hn(tmp_path: Path, fmt: str) -> Path:
     return p
 
 
-@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl",
-                                 pytest.param("parquet", marks=pytest.mark.skipif(not HAS_PYARROW, reason="pyarrow"))])
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet"])
 def test_hard_negative_column_is_read(tmp_path: Path, fmt: str) -> None:
     pairs, report = load_pairs(_write_hn(tmp_path, fmt))
     assert pairs.hard_negatives == HN_EXPECTED  # whitespace-only and missing -> ""

@@ -62,9 +62,6 @@ def test_heatmap_png_bytes():
     assert png.startswith(PNG_SIGNATURE)
     width, height = png_size(png)
     assert 300 <= width <= 3000 and 300 <= height <= 3000
-    # Plotting must not switch the user's pyplot backend or leave figures open.
-    if "matplotlib.pyplot" in sys.modules:
-        assert sys.modules["matplotlib.pyplot"].get_fignums() == []
 
 
 def test_heatmap_png_negative_values_and_small_input():
@@ -100,3 +97,34 @@ def test_save_heatmap_missing_parent(tmp_path):
 def test_save_heatmap_onto_directory(tmp_path):
     with pytest.raises(UserError, match="directory"):
         plotting.save_similarity_heatmap(tmp_path, ["a"], np.ones((1, 1)))
+
+
+_PYPLOT_PROBE = """
+import sys
+import numpy as np
+{setup}
+from domaintune.reporting import plotting
+sim = plotting.cosine_similarity_matrix(np.eye(3, dtype=np.float32))
+png = plotting.similarity_heatmap_png(["a", "b", "c"], sim, title="probe")
+assert png.startswith(b"\\x89PNG")
+{check}
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("setup, check", [
+    # The package never imports pyplot itself...
+    ("", "assert 'matplotlib.pyplot' not in sys.modules, 'plotting imported pyplot'"),
+    # ...and leaves a user's pyplot session as it was: backend and open figures.
+    ("import matplotlib; matplotlib.use('svg')\nimport matplotlib.pyplot as plt\nplt.figure()",
+     "assert plt.get_backend() == 'svg', plt.get_backend()\n"
+     "assert plt.get_fignums() == [1], plt.get_fignums()"),
+])
+def test_heatmap_leaves_pyplot_alone(setup, check):
+    """In a fresh interpreter: what pyplot state exists before, exists after."""
+    import subprocess
+
+    code = _PYPLOT_PROBE.format(setup=setup, check=check)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

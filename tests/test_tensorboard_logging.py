@@ -217,7 +217,7 @@ def _read_lines(stream, lines: queue.Queue) -> None:
         lines.put(line)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)  # above its own waits: 30 + 20 + 60 s
 def test_launch_tensorboard_serves_runs(logdir):
     code = (
         "import sys; from pathlib import Path; "
