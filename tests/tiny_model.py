@@ -12,7 +12,9 @@ from pathlib import Path
 from domaintune import tf_runtime
 
 
-def build_tiny_saved_model(out_dir: Path, buckets: int = 512, dim: int = 16, seed: int = 0) -> Path:
+def build_tiny_saved_model(out_dir: Path, buckets: int = 512, dim: int = 16, seed: int = 0,
+                           lowercase: bool = True) -> Path:
+    """``lowercase=False`` makes it case-sensitive, as USE-m3 is."""
     tf = tf_runtime.load().tf
 
     class Tiny(tf.Module):
@@ -24,7 +26,7 @@ def build_tiny_saved_model(out_dir: Path, buckets: int = 512, dim: int = 16, see
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def __call__(self, texts):
-            words = tf.strings.split(tf.strings.lower(texts))
+            words = tf.strings.split(tf.strings.lower(texts) if lowercase else texts)
             ids = tf.strings.to_hash_bucket_fast(words, buckets)
             vectors = tf.gather(self.table, ids)
             pooled = tf.reduce_mean(vectors, axis=1) + 1e-3
