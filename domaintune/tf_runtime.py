@@ -25,9 +25,9 @@ def load() -> SimpleNamespace:
         # tensorflow_hub still imports pkg_resources (setuptools < 81 pinned).
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
         import tensorflow as tf
+        import tensorflow_hub as hub
         import tensorflow_text as text  # registers SentencePiece ops
         import tf_keras
-        import tensorflow_hub as hub
 
         _split_cpu(tf)
         _modules = SimpleNamespace(tf=tf, tf_keras=tf_keras, hub=hub, text=text)
@@ -41,4 +41,5 @@ def _split_cpu(tf) -> None:
     if count > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+        )

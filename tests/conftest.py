@@ -66,11 +66,17 @@ def run_cli(*args: str, timeout: float = 900, check: bool = True):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "domaintune.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "domaintune.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"domaintune {' '.join(map(str, args))} exited "
-                             f"{proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"domaintune {' '.join(map(str, args))} exited "
+            f"{proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 

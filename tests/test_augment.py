@@ -14,33 +14,44 @@ def test_docstring_example():
     assert doctest.testmod(augment).failed == 0
 
 
-@pytest.mark.parametrize("text, forms", [
-    ("Straßenbahnfahrer/Straßenbahnfahrerin", ["Straßenbahnfahrer", "Straßenbahnfahrerin"]),
-    ("Lehrer/-in", ["Lehrer", "Lehrerin"]),
-    ("ingeniero/ingeniera de caminos", ["ingeniero de caminos", "ingeniera de caminos"]),
-    ("trabajador social/trabajadora social", ["trabajador social", "trabajadora social"]),
-    ("Hochschuldozent/in für Journalistik", ["Hochschuldozent für Journalistik",
-                                            "Hochschuldozentin für Journalistik"]),
-    ("superviseur d'engins/superviseure d'engins", ["superviseur d'engins",
-                                                    "superviseure d'engins"]),
-    ("Koch/Köchin", ["Koch", "Köchin"]),
-    ("Leiter/Leiterin Forschung/Entwicklung", []),  # two slashes: ambiguous, left alone
-    ("graphic designer / digital printer", []),
-    ("rigger/slinger", []),
-    ("Forschung/Entwicklung", []),  # two words, not two forms of one
-    ("CAD/CAM operator", []),
-    ("24/7 support", []),
-    ("data scientist", []),
-    ("a/", []),
-])
+@pytest.mark.parametrize(
+    "text, forms",
+    [
+        ("Straßenbahnfahrer/Straßenbahnfahrerin", ["Straßenbahnfahrer", "Straßenbahnfahrerin"]),
+        ("Lehrer/-in", ["Lehrer", "Lehrerin"]),
+        ("ingeniero/ingeniera de caminos", ["ingeniero de caminos", "ingeniera de caminos"]),
+        ("trabajador social/trabajadora social", ["trabajador social", "trabajadora social"]),
+        (
+            "Hochschuldozent/in für Journalistik",
+            ["Hochschuldozent für Journalistik", "Hochschuldozentin für Journalistik"],
+        ),
+        (
+            "superviseur d'engins/superviseure d'engins",
+            ["superviseur d'engins", "superviseure d'engins"],
+        ),
+        ("Koch/Köchin", ["Koch", "Köchin"]),
+        ("Leiter/Leiterin Forschung/Entwicklung", []),  # two slashes: ambiguous, left alone
+        ("graphic designer / digital printer", []),
+        ("rigger/slinger", []),
+        ("Forschung/Entwicklung", []),  # two words, not two forms of one
+        ("CAD/CAM operator", []),
+        ("24/7 support", []),
+        ("data scientist", []),
+        ("a/", []),
+    ],
+)
 def test_gender_forms(text, forms):
     assert gender_forms(text) == forms
 
 
 def test_each_kind_and_no_identity():
     variants = dict(surface_variants("Técnico de sonido"))
-    assert variants == {"TÉCNICO DE SONIDO": "upper", "técnico de sonido": "lower",
-                        "Técnico De Sonido": "title", "Tecnico de sonido": "accents"}
+    assert variants == {
+        "TÉCNICO DE SONIDO": "upper",
+        "técnico de sonido": "lower",
+        "Técnico De Sonido": "title",
+        "Tecnico de sonido": "accents",
+    }
     # A text that is already lower-case has no "lower" variant.
     assert "lower" not in dict(surface_variants("nurse")).values()
     # Kinds can be switched off one by one.

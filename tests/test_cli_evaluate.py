@@ -27,8 +27,14 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def _run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     """``python -m domaintune.cli ARGS`` with this test run's DOMAINTUNE_CACHE."""
     env = dict(os.environ)  # carries DOMAINTUNE_CACHE, set by conftest
-    return subprocess.run([sys.executable, "-m", "domaintune.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "domaintune.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _invoke(*args: str):
@@ -76,8 +82,9 @@ def test_pairs_and_default_heatmap(use_m3_dir, tmp_path):
 
     seed = shared_path("seed", "training_data.csv")
     png = tmp_path / "out.png"
-    result = _invoke("evaluate", "--sts", "none", "--pairs", str(seed),
-                     "--heatmap", str(png), "--json")
+    result = _invoke(
+        "evaluate", "--sts", "none", "--pairs", str(seed), "--heatmap", str(png), "--json"
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     # The seed file has 98 rows, one an exact duplicate that load_pairs drops.
@@ -97,8 +104,7 @@ def test_heatmap_of_a_titles_file(use_m3_dir, tmp_path):
     titles = tmp_path / "titles.txt"
     titles.write_text("Data Scientist\n\n  Registered Nurse  \nBarista\n", encoding="utf-8")
     custom, default = tmp_path / "custom.png", tmp_path / "default.png"
-    result = _invoke("evaluate", "--sts", "none", "--titles", str(titles),
-                     "--heatmap", str(custom))
+    result = _invoke("evaluate", "--sts", "none", "--titles", str(titles), "--heatmap", str(custom))
     assert result.exit_code == 0, result.output
     assert "heatmap" in result.stdout  # the plain table, not JSON
     _assert_png(custom)
@@ -111,8 +117,9 @@ def test_heatmap_of_a_titles_file(use_m3_dir, tmp_path):
 
 def test_saved_model_directory_as_model(tiny_dir, tmp_path):
     png = tmp_path / "tiny.png"
-    result = _invoke("evaluate", "--model", str(tiny_dir), "--sts", "none",
-                     "--heatmap", str(png), "--json")
+    result = _invoke(
+        "evaluate", "--model", str(tiny_dir), "--sts", "none", "--heatmap", str(png), "--json"
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out == {"model": str(tiny_dir), "heatmap": str(png)}
@@ -131,8 +138,9 @@ def test_bad_sts_path_subprocess(tmp_path):
 def test_model_path_that_is_not_a_savedmodel_subprocess(tmp_path):
     folder = tmp_path / "empty-model"
     folder.mkdir()
-    proc = _run_cli("evaluate", "--model", str(folder), "--sts", "none",
-                    "--heatmap", str(tmp_path / "h.png"))
+    proc = _run_cli(
+        "evaluate", "--model", str(folder), "--sts", "none", "--heatmap", str(tmp_path / "h.png")
+    )
     _assert_user_error(proc.returncode, proc.stdout + proc.stderr, str(folder), "saved_model.pb")
     assert not (tmp_path / "h.png").exists()
 
@@ -150,8 +158,9 @@ def test_heatmap_into_missing_folder(tmp_path):
 
 def test_missing_model_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = _invoke("evaluate", "--model", "./nope", "--sts", "none",
-                     "--heatmap", str(tmp_path / "h.png"))
+    result = _invoke(
+        "evaluate", "--model", "./nope", "--sts", "none", "--heatmap", str(tmp_path / "h.png")
+    )
     _assert_user_error(result.exit_code, result.output, "./nope")
 
 
@@ -161,16 +170,21 @@ def test_missing_pairs_file(tmp_path):
     _assert_user_error(result.exit_code, result.output, str(missing))
 
 
-@pytest.mark.parametrize("content, needle", [
-    (None, "cannot read"),                       # no such file
-    (b"Only One Title\n\n", "at least 2"),      # too few titles for a heatmap
-    (b"Caf\xe9 Manager\nBarista\n", "UTF-8"),   # Latin-1, not UTF-8
-], ids=["missing", "one-title", "not-utf8"])
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (None, "cannot read"),  # no such file
+        (b"Only One Title\n\n", "at least 2"),  # too few titles for a heatmap
+        (b"Caf\xe9 Manager\nBarista\n", "UTF-8"),  # Latin-1, not UTF-8
+    ],
+    ids=["missing", "one-title", "not-utf8"],
+)
 def test_bad_titles_file(tmp_path, content, needle):
     titles = tmp_path / "titles.txt"
     if content is not None:
         titles.write_bytes(content)
-    result = _invoke("evaluate", "--sts", "none", "--titles", str(titles),
-                     "--heatmap", str(tmp_path / "h.png"))
+    result = _invoke(
+        "evaluate", "--sts", "none", "--titles", str(titles), "--heatmap", str(tmp_path / "h.png")
+    )
     _assert_user_error(result.exit_code, result.output, "--titles", str(titles), needle)
     assert not (tmp_path / "h.png").exists()

@@ -29,17 +29,37 @@ def free_port() -> int:
 
 
 def common(project: Path, model: Path, port: int, trials: int = 4, epochs: int = 2):
-    return ["--base", str(model), "--sts", "none", "--project-dir", str(project),
-            "--max-trials", str(trials), "--epochs", str(epochs), "--hp", "batch_size=32",
-            "--hp", "learning_rate=1e-3:1e-1", "--oracle", f"127.0.0.1:{port}",
-            "--lease-timeout", "4"]
+    return [
+        "--base",
+        str(model),
+        "--sts",
+        "none",
+        "--project-dir",
+        str(project),
+        "--max-trials",
+        str(trials),
+        "--epochs",
+        str(epochs),
+        "--hp",
+        "batch_size=32",
+        "--hp",
+        "learning_rate=1e-3:1e-1",
+        "--oracle",
+        f"127.0.0.1:{port}",
+        "--lease-timeout",
+        "4",
+    ]
 
 
 def start(*args: str, log: Path) -> subprocess.Popen:
     env = {**os.environ, "DOMAINTUNE_HEARTBEAT_SECONDS": "0.5"}
-    return subprocess.Popen([sys.executable, "-m", "domaintune.cli", "search", *args],
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "domaintune.cli", "search", *args],
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def finish(procs: list[subprocess.Popen], timeout: float = 400) -> None:
@@ -61,11 +81,14 @@ def test_chief_and_two_workers_complete_a_search(tmp_path, tiny_model_dir):
     project, port = tmp_path / "p", free_port()
     args = common(project, tiny_model_dir, port)
     chief = start("--role", "chief", *args, log=tmp_path / "chief.log")
-    workers = [start("--role", "worker", "--worker-id", str(i), *args,
-                     log=tmp_path / f"w{i}.log") for i in (1, 2)]
+    workers = [
+        start("--role", "worker", "--worker-id", str(i), *args, log=tmp_path / f"w{i}.log")
+        for i in (1, 2)
+    ]
     finish([chief, *workers])
-    assert [p.returncode for p in (chief, *workers)] == [0, 0, 0], \
-        (tmp_path / "chief.log").read_text()[-2000:]
+    assert [p.returncode for p in (chief, *workers)] == [0, 0, 0], (
+        tmp_path / "chief.log"
+    ).read_text()[-2000:]
     trials = load_trials(project)
     assert [t["status"] for t in trials] == ["COMPLETED"] * 4
     assert len({json.dumps(t["hyperparameters"], sort_keys=True) for t in trials}) == 4
@@ -82,6 +105,7 @@ def test_killed_worker_does_not_stall_the_search(tmp_path, tiny_model_dir):
     chief = start("--role", "chief", *args, log=tmp_path / "chief.log")
     doomed = start("--role", "worker", "--worker-id", "1", *args, log=tmp_path / "w1.log")
     try:
+
         def training():  # kill it in the middle of its first trial
             states = [trial_status(p) for p in project.glob("trial_*/trial.json")]
             return "RUNNING" in states and list((project / "logs").glob("*/events.out.*"))
@@ -93,8 +117,9 @@ def test_killed_worker_does_not_stall_the_search(tmp_path, tiny_model_dir):
         finish([chief, survivor])
     finally:
         finish([chief])
-    assert chief.returncode == 0 and survivor.returncode == 0, \
-        (tmp_path / "chief.log").read_text()[-2000:]
+    assert chief.returncode == 0 and survivor.returncode == 0, (tmp_path / "chief.log").read_text()[
+        -2000:
+    ]
     assert [t["status"] for t in load_trials(project)] == ["COMPLETED"] * 3
     assert "silent" in (tmp_path / "chief.log").read_text()  # the lease expired
 
@@ -113,8 +138,17 @@ def test_worker_waits_for_a_late_chief(tmp_path, tiny_model_dir):
 
 def test_wrong_oracle_address_is_a_clear_error(tmp_path, tiny_model_dir):
     args = common(tmp_path / "p", tiny_model_dir, free_port(), trials=1)
-    proc = run_cli("search", "--role", "worker", "--worker-id", "1", *args,
-                   "--connect-timeout", "2", check=False)
+    proc = run_cli(
+        "search",
+        "--role",
+        "worker",
+        "--worker-id",
+        "1",
+        *args,
+        "--connect-timeout",
+        "2",
+        check=False,
+    )
     assert proc.returncode == 1
     assert "Error: No oracle answered at 127.0.0.1:" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -125,10 +159,33 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_model_dir):
     project = tmp_path / "p"
     env = {**os.environ, "DOMAINTUNE_LOGICAL_CPUS": "2"}
     proc = subprocess.run(
-        [sys.executable, "-m", "domaintune.cli", "search", "--base", str(tiny_model_dir),
-         "--sts", "none", "--project-dir", str(project), "--max-trials", "2", "--epochs", "3",
-         "--hp", "batch_size=32", "--hp", "learning_rate=0.04,0.05", "--strategy", "mirrored"],
-        capture_output=True, text=True, env=env, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "domaintune.cli",
+            "search",
+            "--base",
+            str(tiny_model_dir),
+            "--sts",
+            "none",
+            "--project-dir",
+            str(project),
+            "--max-trials",
+            "2",
+            "--epochs",
+            "3",
+            "--hp",
+            "batch_size=32",
+            "--hp",
+            "learning_rate=0.04,0.05",
+            "--strategy",
+            "mirrored",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "MirroredStrategy over 2 device(s)" in proc.stdout
     trials = load_trials(project)  # the second reuses the model: restore, reset on mirrors
@@ -152,8 +209,9 @@ def test_restarted_chief_resumes(tmp_path, tiny_model_dir):
         finish([worker, chief])
     finally:
         finish([worker, chief])
-    assert chief.returncode == 0 and worker.returncode == 0, \
-        (tmp_path / "chief2.log").read_text()[-2000:] + (tmp_path / "w1.log").read_text()[-2000:]
+    assert chief.returncode == 0 and worker.returncode == 0, (tmp_path / "chief2.log").read_text()[
+        -2000:
+    ] + (tmp_path / "w1.log").read_text()[-2000:]
     assert "Resuming the search's oracle state" in (tmp_path / "chief2.log").read_text()
     assert [t["status"] for t in load_trials(project)] == ["COMPLETED"] * 3
 

@@ -17,8 +17,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "domaintune"
 
 #: Lowest first. A module's layer is the first entry its dotted name starts with.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("domaintune.errors", "domaintune._io", "domaintune.cache",
-                    "domaintune.tf_runtime", "domaintune.kt_compat")),
+    (
+        "foundation",
+        (
+            "domaintune.errors",
+            "domaintune._io",
+            "domaintune.cache",
+            "domaintune.tf_runtime",
+            "domaintune.kt_compat",
+        ),
+    ),
     ("data", ("domaintune.data",)),
     ("models", ("domaintune.models",)),
     ("evaluation", ("domaintune.evaluation",)),
@@ -71,17 +79,22 @@ def imports_of(module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against this module's package
                 base = module.split(".")
-                base = base[:len(base) - node.level + (1 if is_package else 0)]
+                base = base[: len(base) - node.level + (1 if is_package else 0)]
                 stem = ".".join(base + ([node.module] if node.module else []))
             else:
                 stem = node.module or ""
             # `from pkg import sub` imports the submodule, `from mod import name` the module.
-            names = [f"{stem}.{alias.name}" if f"{stem}.{alias.name}" in MODULES else stem
-                     for alias in node.names]
+            names = [
+                f"{stem}.{alias.name}" if f"{stem}.{alias.name}" in MODULES else stem
+                for alias in node.names
+            ]
         else:
             continue
-        targets.update(_resolve(name) for name in names
-                       if name == "domaintune" or name.startswith("domaintune."))
+        targets.update(
+            _resolve(name)
+            for name in names
+            if name == "domaintune" or name.startswith("domaintune.")
+        )
     targets.discard(module)
     return targets
 
@@ -97,10 +110,12 @@ def test_every_module_has_a_layer():
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_no_upward_import(module):
     own = layer_of(module)
-    upward = sorted(t for t in GRAPH[module]
-                    if layer_of(t) > own and not _is_own_package(module, t))
-    assert not upward, (f"{module} ({LAYERS[own][0]}) imports a higher layer: "
-                        + ", ".join(f"{t} ({LAYERS[layer_of(t)][0]})" for t in upward))
+    upward = sorted(
+        t for t in GRAPH[module] if layer_of(t) > own and not _is_own_package(module, t)
+    )
+    assert not upward, f"{module} ({LAYERS[own][0]}) imports a higher layer: " + ", ".join(
+        f"{t} ({LAYERS[layer_of(t)][0]})" for t in upward
+    )
 
 
 def _is_own_package(module: str, target: str) -> bool:
@@ -118,7 +133,7 @@ def test_no_import_cycle():
         path.append(module)
         for target in sorted(edges.get(module, ())):
             if state.get(target) == 1:
-                cycle = path[path.index(target):] + [target]
+                cycle = path[path.index(target) :] + [target]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if target not in state:
                 visit(target)

@@ -29,11 +29,11 @@ def test_angular_mse_by_hand():
 def test_cosent_by_hand():
     # target0 > target1, cos0 = 1, cos1 = 0: loss = log(1 + exp(s * (0 - 1))), s = 2
     target = tf.constant([0.9, 0.5])
-    assert float(CoSENT(2.0)(A, B, target)) == pytest.approx(math.log1p(math.exp(-2)),
-                                                              rel=1e-6)
+    assert float(CoSENT(2.0)(A, B, target)) == pytest.approx(math.log1p(math.exp(-2)), rel=1e-6)
     # Reversed order of targets: log(1 + exp(s * (1 - 0)))
     assert float(CoSENT(2.0)(A, B, tf.constant([0.5, 0.9]))) == pytest.approx(
-        math.log1p(math.exp(2.0)), rel=1e-6)
+        math.log1p(math.exp(2.0)), rel=1e-6
+    )
     # Equal targets: no ordered pair, loss log(1) = 0
     assert float(CoSENT(2.0)(A, B, tf.constant([0.7, 0.7]))) == pytest.approx(0.0, abs=1e-7)
 
@@ -44,11 +44,13 @@ def test_in_batch_negatives_by_hand():
     # logits row0: s*[1, -0.8], row1: s*[0.6, 0]; labels [0, 1]
     row0 = -math.log(math.exp(s) / (math.exp(s) + math.exp(-0.8 * s)))
     row1 = -math.log(1 / (math.exp(s * 0.6) + 1))
-    assert float(InBatchNegatives(s, 0.99)(A, B, target)) == pytest.approx((row0 + row1) / 2,
-                                                                         rel=1e-6)
+    assert float(InBatchNegatives(s, 0.99)(A, B, target)) == pytest.approx(
+        (row0 + row1) / 2, rel=1e-6
+    )
     # Only pair 0 is positive: one anchor, one candidate -> loss 0
-    assert float(InBatchNegatives(s, 0.99)(A, B, tf.constant([1.0, 0.5]))) == \
-        pytest.approx(0.0, abs=1e-7)
+    assert float(InBatchNegatives(s, 0.99)(A, B, tf.constant([1.0, 0.5]))) == pytest.approx(
+        0.0, abs=1e-7
+    )
     # No positives: 0, not NaN
     assert float(InBatchNegatives(s, 0.99)(A, B, tf.constant([0.5, 0.5]))) == 0.0
 
@@ -67,8 +69,9 @@ def test_hard_negatives_are_extra_candidates():
 def test_mixed_is_the_weighted_sum():
     target = tf.constant([1.0, 1.0])
     mixed = Mixed(clip_epsilon=1e-3, scale=2.0, positive_threshold=0.99, mix_weight=0.5)
-    expected = float(AngularMSE(1e-3)(A, B, target)) + \
-        0.5 * float(InBatchNegatives(2.0, 0.99)(A, B, target))
+    expected = float(AngularMSE(1e-3)(A, B, target)) + 0.5 * float(
+        InBatchNegatives(2.0, 0.99)(A, B, target)
+    )
     assert float(mixed(A, B, target)) == pytest.approx(expected, rel=1e-6)
 
 
@@ -106,7 +109,7 @@ def test_in_batch_batches_never_repeat_a_text():
 def test_hard_negative_column_is_fed_and_positives_filtered():
     pairs = _Pairs(["a", "b", "c"], ["x", "y", "z"], [1.0, 0.5, 1.0], hard=["h1", "h2", "h3"])
     batches = list(pair_dataset(pairs, 8, shuffle=False, unique_texts=True, positives_only=0.99))
-    (inputs, scores), = batches
+    ((inputs, scores),) = batches
     assert len(inputs) == 3
     assert [t.decode() for t in inputs[2].numpy()] == ["h1", "h3"]
     assert scores.numpy().tolist() == [1.0, 1.0]

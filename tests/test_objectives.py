@@ -19,6 +19,7 @@ from domaintune.objectives import (
     StsPearsonObjective,
     ValMseObjective,
     get_objective,
+    pareto_axes,
     pareto_front,
 )
 
@@ -138,8 +139,10 @@ def test_higher_is_better_domain_metrics(metric, key, value, expected):
 
 def test_higher_is_better_ranking_and_perfect_base():
     obj = GuardedObjective(domain_metric="spearman")
-    trials = {"good": {"val_spearman": 0.9, "sts_pearson": 0.85},
-              "bad": {"val_spearman": 0.5, "sts_pearson": 0.85}}
+    trials = {
+        "good": {"val_spearman": 0.9, "sts_pearson": 0.85},
+        "bad": {"val_spearman": 0.5, "sts_pearson": 0.85},
+    }
     assert rank(obj, trials) == ["good", "bad"]
     perfect = {"val_spearman": 1.0, "sts_pearson": 0.85}
     assert obj.score({"val_spearman": 1.0}, perfect)["domain_term"] == 0.0
@@ -217,6 +220,41 @@ def test_pareto_front():
     assert pareto_front([]) == []
 
 
+def test_pareto_front_follows_the_domain_metric():
+    trials = [
+        {
+            "id": "a",
+            "val_mse": 0.01,
+            "val_spearman": 0.70,
+            "retrieval_r1": 0.5,
+            "sts_pearson": 0.80,
+        },
+        {
+            "id": "b",
+            "val_mse": 0.02,
+            "val_spearman": 0.80,
+            "retrieval_r1": 0.6,
+            "sts_pearson": 0.84,
+        },
+        {
+            "id": "c",
+            "val_mse": 0.03,
+            "val_spearman": 0.90,
+            "retrieval_r1": 0.4,
+            "sts_pearson": 0.83,
+        },
+    ]
+    # mse: lower is better, so a (best MSE) and b (best STS) trade off; c loses to b.
+    assert [t["id"] for t in pareto_front(trials, "mse")] == ["a", "b"]
+    # spearman and retrieval: higher is better.
+    assert [t["id"] for t in pareto_front(trials, "spearman")] == ["b", "c"]
+    assert [t["id"] for t in pareto_front(trials, "retrieval")] == ["b"]
+    assert pareto_front(trials) == pareto_front(trials, "mse")
+    assert pareto_axes("retrieval") == ("retrieval_r1", "sts_pearson")
+    with pytest.raises(UserError, match="unknown domain metric 'recall'"):
+        pareto_front(trials, "recall")
+
+
 def test_registry():
     assert set(OBJECTIVES) == {"guarded", "val_mse", "sts_pearson"}
     assert isinstance(get_objective("guarded"), GuardedObjective)
@@ -247,16 +285,25 @@ def test_registry_errors(kwargs, match):
 def test_worked_example_in_docs_matches_code():
     obj = GuardedObjective()
     base = {"val_mse": 0.040, "sts_pearson": 0.850}
-    expected = {"A": (0.030, 0.847, 0.77), "B": (0.034, 0.853, 0.83),
-                "C": (0.020, 0.830, 20.02), "D": (4.000, 0.850, 10.00)}
+    expected = {
+        "A": (0.030, 0.847, 0.77),
+        "B": (0.034, 0.853, 0.83),
+        "C": (0.020, 0.830, 20.02),
+        "D": (4.000, 0.850, 10.00),
+    }
     for mse, p, objective in expected.values():
         assert obj.score(trial(mse, p), base)["objective"] == pytest.approx(objective)
     assert rank(obj, {k: trial(m, p) for k, (m, p, _) in expected.items()}, base) == [
-        "A", "B", "D", "C"]
+        "A",
+        "B",
+        "D",
+        "C",
+    ]
     for k in ("A", "B"):
         mse, p, _ = expected[k]
         assert GuardedObjective(weight=10).score(trial(mse, p), base)["objective"] == (
-            pytest.approx({"A": 0.95, "B": 0.65}[k]))
+            pytest.approx({"A": 0.95, "B": 0.65}[k])
+        )
 
 
 def test_docs_file_is_in_sync():

@@ -24,8 +24,10 @@ def _step(optimizer, table, dense, ids, dense_gradient=False):
 
 def _variables(seed=0):
     rng = np.random.default_rng(seed)
-    return (tf.Variable(rng.normal(size=(40, 6)).astype(np.float32)),
-            tf.Variable(rng.normal(size=(6, 3)).astype(np.float32)))
+    return (
+        tf.Variable(rng.normal(size=(40, 6)).astype(np.float32)),
+        tf.Variable(rng.normal(size=(6, 3)).astype(np.float32)),
+    )
 
 
 def _slots(optimizer, variable):
@@ -81,7 +83,7 @@ def test_loss_decreases_on_seed_pairs_with_sparse_updates(use_m3_dir):
     batch = pairs.subset(range(16))
     layer = rt.hub.KerasLayer(str(use_m3_dir), trainable=True)
     space = SearchSpace().with_overrides({"learning_rate": [1e-4], "batch_size": [16]})
-    model = build_model(kt.HyperParameters(), layer, space)
+    model = build_model(space.declare(kt.HyperParameters()), layer)
     assert isinstance(model.optimizer, LazyAdam)
     table = next(v for v in layer.trainable_variables if v.shape[0] == 128010)
     before = table.numpy()

@@ -84,10 +84,17 @@ def test_non_numeric_score(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("scale", "value", "allowed", "hint"),
-    [("angular", "3", "[0, 1]", "--scale sts"), ("angular", "-0.4", "[0, 1]", "--scale cosine"),
-     ("sts", "5.5", "[0, 5]", None), ("cosine", "1.2", "[-1, 1]", "--scale sts"), ("angular", "nan", "[0, 1]", None)],
+    [
+        ("angular", "3", "[0, 1]", "--scale sts"),
+        ("angular", "-0.4", "[0, 1]", "--scale cosine"),
+        ("sts", "5.5", "[0, 5]", None),
+        ("cosine", "1.2", "[-1, 1]", "--scale sts"),
+        ("angular", "nan", "[0, 1]", None),
+    ],
 )
-def test_out_of_range_score(tmp_path: Path, scale: str, value: str, allowed: str, hint: str | None) -> None:
+def test_out_of_range_score(
+    tmp_path: Path, scale: str, value: str, allowed: str, hint: str | None
+) -> None:
     p = _write(tmp_path, HEADER + _rows(4, "0.8") + f"a,b,{value}\n")
     msg = _error(p, scale=scale)
     assert "line 6" in msg and allowed in msg and "--scale" in msg
@@ -96,7 +103,11 @@ def test_out_of_range_score(tmp_path: Path, scale: str, value: str, allowed: str
 
 
 def test_non_utf8_names_line(tmp_path: Path) -> None:
-    data = (HEADER + _rows(3)).encode() + "caf\xe9 worker,waiter,0.75\n".encode("latin-1") + _rows(10).encode()
+    data = (
+        (HEADER + _rows(3)).encode()
+        + "caf\xe9 worker,waiter,0.75\n".encode("latin-1")
+        + _rows(10).encode()
+    )
     msg = _error(_write(tmp_path, data))
     assert "line 5" in msg and "UTF-8" in msg
 
@@ -151,21 +162,29 @@ def test_parse_columns() -> None:
 
 def test_to_angular_hand_computed() -> None:
     # 1 - arccos(c)/pi: arccos(0.5) = pi/3 -> 2/3; arccos(-0.5) = 2pi/3 -> 1/3.
-    np.testing.assert_allclose(to_angular([-1, -0.5, 0, 0.5, 1], "cosine"), [0, 1 / 3, 0.5, 2 / 3, 1])
+    np.testing.assert_allclose(
+        to_angular([-1, -0.5, 0, 0.5, 1], "cosine"), [0, 1 / 3, 0.5, 2 / 3, 1]
+    )
     # sts s -> cosine s/5: 0 -> 0.5 (orthogonal), 2.5 -> cos 0.5 -> 2/3, 5 -> 1.
     np.testing.assert_allclose(to_angular([0, 2.5, 5], "sts"), [0.5, 2 / 3, 1])
-    np.testing.assert_allclose(to_angular([0, 0.25, 0.746817, 1], "angular"), [0, 0.25, 0.746817, 1])
+    np.testing.assert_allclose(
+        to_angular([0, 0.25, 0.746817, 1], "angular"), [0, 0.25, 0.746817, 1]
+    )
     # sts 4 -> cos 0.8 -> 1 - arccos(0.8)/pi = 1 - 0.643501/pi
     assert to_angular([4], "sts")[0] == pytest.approx(1 - 0.6435011087932844 / math.pi)
 
 
 @pytest.mark.parametrize(
     ("scale", "raw", "expected"),
-    [("angular", ["0.5", "1", "0.75"], [0.5, 1.0, 0.75]),
-     ("cosine", ["0", "1", "0.5"], [0.5, 1.0, 2 / 3]),
-     ("sts", ["0", "5", "2.5"], [0.5, 1.0, 2 / 3])],
+    [
+        ("angular", ["0.5", "1", "0.75"], [0.5, 1.0, 0.75]),
+        ("cosine", ["0", "1", "0.5"], [0.5, 1.0, 2 / 3]),
+        ("sts", ["0", "5", "2.5"], [0.5, 1.0, 2 / 3]),
+    ],
 )
-def test_load_converts_scale(tmp_path: Path, scale: str, raw: list[str], expected: list[float]) -> None:
+def test_load_converts_scale(
+    tmp_path: Path, scale: str, raw: list[str], expected: list[float]
+) -> None:
     p = _write(tmp_path, HEADER + "".join(f"x{i},y{i},{s}\n" for i, s in enumerate(raw)))
     pairs, report = load_pairs(p, scale=scale, min_pairs=1)
     assert pairs.scores.dtype == np.float32 and report.scale == scale
@@ -219,29 +238,48 @@ def test_tsv(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["pairs.jsonl", "pairs.json"])
 def test_jsonl(tmp_path: Path, name: str) -> None:
-    lines = [json.dumps({"base": f"Koch {i}", "ref": f"Cook {i}", "similarity": 1}) for i in range(10)]
+    lines = [
+        json.dumps({"base": f"Koch {i}", "ref": f"Cook {i}", "similarity": 1}) for i in range(10)
+    ]
     p = _write(tmp_path, "\n".join(lines[:5]) + "\n\n" + "\n".join(lines[5:]) + "\n", name)
     pairs, _ = load_pairs(p)
     assert len(pairs) == 10 and pairs.texts_a[0] == "Koch 0"
 
 
 def test_jsonl_errors_name_line(tmp_path: Path) -> None:
-    good = "".join(json.dumps({"base": f"a{i}", "ref": f"b{i}", "similarity": 0.5}) + "\n" for i in range(10))
-    msg = _error(_write(tmp_path, good + '{"base": "x", "text2": "y", "similarity": 0.5}\n', "a.jsonl"))
+    good = "".join(
+        json.dumps({"base": f"a{i}", "ref": f"b{i}", "similarity": 0.5}) + "\n" for i in range(10)
+    )
+    msg = _error(
+        _write(tmp_path, good + '{"base": "x", "text2": "y", "similarity": 0.5}\n', "a.jsonl")
+    )
     assert "line 11" in msg and "'text2'" in msg and "--columns" in msg
-    assert "line 3" in _error(_write(tmp_path, "".join(good.splitlines(True)[:2]) + "{not json\n", "b.jsonl"))
-    msg = _error(_write(tmp_path, good + '{"base": "x", "ref": "y", "similarity": "high"}\n', "c.jsonl"))
+    assert "line 3" in _error(
+        _write(tmp_path, "".join(good.splitlines(True)[:2]) + "{not json\n", "b.jsonl")
+    )
+    msg = _error(
+        _write(tmp_path, good + '{"base": "x", "ref": "y", "similarity": "high"}\n', "c.jsonl")
+    )
     assert "line 11" in msg and "not a number" in msg
-    msg = _error(_write(tmp_path, good + '{"base": "x", "ref": "y", "similarity": null}\n', "d.jsonl"))
+    msg = _error(
+        _write(tmp_path, good + '{"base": "x", "ref": "y", "similarity": null}\n', "d.jsonl")
+    )
     assert "line 11" in msg and "missing" in msg
-    assert "JSON Lines" in _error(_write(tmp_path, "[" + good.replace("\n", ",")[:-1] + "]", "e.json"))
+    assert "JSON Lines" in _error(
+        _write(tmp_path, "[" + good.replace("\n", ",")[:-1] + "]", "e.json")
+    )
 
 
 def test_parquet(tmp_path: Path) -> None:
     import pandas as pd
 
-    df = pd.DataFrame({"base": [f"a{i}" for i in range(10)], "ref": [f"b{i}" for i in range(10)],
-                       "similarity": [0.5] * 10})
+    df = pd.DataFrame(
+        {
+            "base": [f"a{i}" for i in range(10)],
+            "ref": [f"b{i}" for i in range(10)],
+            "similarity": [0.5] * 10,
+        }
+    )
     p = tmp_path / "pairs.parquet"
     df.to_parquet(p)
     pairs, _ = load_pairs(p)
@@ -257,21 +295,53 @@ def test_parquet(tmp_path: Path) -> None:
 
 HN_HEADER = "base,ref,similarity,hard_negative\n"
 # 12 rows: even rows carry a hard negative (row 4 only whitespace), odd rows leave it empty.
-HN_ROWS = [(f"title {i}", f"other title {i}", 1.0, "  " if i == 4 else (f"sibling {i}" if i % 2 == 0 else ""))
-           for i in range(12)]
-HN_EXPECTED = ["sibling 0", "", "sibling 2", "", "", "", "sibling 6", "", "sibling 8", "", "sibling 10", ""]
+HN_ROWS = [
+    (
+        f"title {i}",
+        f"other title {i}",
+        1.0,
+        "  " if i == 4 else (f"sibling {i}" if i % 2 == 0 else ""),
+    )
+    for i in range(12)
+]
+HN_EXPECTED = [
+    "sibling 0",
+    "",
+    "sibling 2",
+    "",
+    "",
+    "",
+    "sibling 6",
+    "",
+    "sibling 8",
+    "",
+    "sibling 10",
+    "",
+]
 
 
 def _write_hn(tmp_path: Path, fmt: str) -> Path:
     p = tmp_path / f"hn.{fmt}"
     if fmt == "csv":
-        p.write_text(HN_HEADER + "".join(f'{a},{b},{s},"{h}"\n' for a, b, s, h in HN_ROWS), encoding="utf-8")
+        p.write_text(
+            HN_HEADER + "".join(f'{a},{b},{s},"{h}"\n' for a, b, s, h in HN_ROWS), encoding="utf-8"
+        )
     elif fmt == "tsv":
-        p.write_text(HN_HEADER.replace(",", "\t") + "".join(f"{a}\t{b}\t{s}\t{h}\n" for a, b, s, h in HN_ROWS),
-                     encoding="utf-8")
+        p.write_text(
+            HN_HEADER.replace(",", "\t")
+            + "".join(f"{a}\t{b}\t{s}\t{h}\n" for a, b, s, h in HN_ROWS),
+            encoding="utf-8",
+        )
     elif fmt == "jsonl":  # odd rows omit the key, row 1 has null
-        objs = [{"base": a, "ref": b, "similarity": s, **({"hard_negative": h} if h.strip() or i == 4 else {})}
-                for i, (a, b, s, h) in enumerate(HN_ROWS)]
+        objs = [
+            {
+                "base": a,
+                "ref": b,
+                "similarity": s,
+                **({"hard_negative": h} if h.strip() or i == 4 else {}),
+            }
+            for i, (a, b, s, h) in enumerate(HN_ROWS)
+        ]
         objs[1]["hard_negative"] = None
         p.write_text("".join(json.dumps(o) + "\n" for o in objs), encoding="utf-8")
     else:
@@ -280,8 +350,17 @@ def _write_hn(tmp_path: Path, fmt: str) -> Path:
 
         cols = list(zip(*HN_ROWS))
         hard = [None if i == 1 else h for i, h in enumerate(cols[3])]  # a null reads as ""
-        pq.write_table(pa.table({"base": list(cols[0]), "ref": list(cols[1]), "similarity": list(cols[2]),
-                                 "hard_negative": hard}), p)
+        pq.write_table(
+            pa.table(
+                {
+                    "base": list(cols[0]),
+                    "ref": list(cols[1]),
+                    "similarity": list(cols[2]),
+                    "hard_negative": hard,
+                }
+            ),
+            p,
+        )
     return p
 
 
@@ -304,7 +383,9 @@ def test_hard_negative_column_absent_is_none(tmp_path: Path) -> None:
 
 
 def test_hard_negative_column_present_but_empty(tmp_path: Path) -> None:
-    pairs, report = load_pairs(_write(tmp_path, HN_HEADER + "".join(f"a{i},b{i},0.5,\n" for i in range(10))))
+    pairs, report = load_pairs(
+        _write(tmp_path, HN_HEADER + "".join(f"a{i},b{i},0.5,\n" for i in range(10)))
+    )
     assert pairs.hard_negatives == [""] * 10
     assert "0 with hard negatives" in report.summary()
 
@@ -316,14 +397,18 @@ def test_hard_negative_named_as_a_pair_column_is_not_extra(tmp_path: Path) -> No
 
 
 def test_hard_negative_non_text_is_an_error(tmp_path: Path) -> None:
-    good = "".join(json.dumps({"base": f"a{i}", "ref": f"b{i}", "similarity": 0.5}) + "\n" for i in range(10))
+    good = "".join(
+        json.dumps({"base": f"a{i}", "ref": f"b{i}", "similarity": 0.5}) + "\n" for i in range(10)
+    )
     bad = json.dumps({"base": "x", "ref": "y", "similarity": 0.5, "hard_negative": ["z"]}) + "\n"
     msg = _error(_write(tmp_path, good + bad, "p.jsonl"))
     assert "line 11" in msg and "hard_negative" in msg
 
 
 def test_hard_negatives_subset_alignment() -> None:
-    ps = PairSet(["a", "b", "c"], ["x", "y", "z"], np.array([0.5, 0.75, 1.0]), "src", ["ha", "", "hc"])
+    ps = PairSet(
+        ["a", "b", "c"], ["x", "y", "z"], np.array([0.5, 0.75, 1.0]), "src", ["ha", "", "hc"]
+    )
     sub = ps.subset([2, 0, 1])
     assert sub.texts_a == ["c", "a", "b"] and sub.hard_negatives == ["hc", "ha", ""]
     assert ps.subset([]).hard_negatives == []
@@ -342,8 +427,14 @@ def test_hard_negatives_follow_split(tmp_path: Path) -> None:
 
 
 def test_hard_negative_exact_duplicates_keep_first(tmp_path: Path) -> None:
-    text = (HN_HEADER + "".join(f"a{i},b{i},0.5,h{i}\n" for i in range(10))
-            + "a1,b1,0.5,other\n" + "b2,a2,0.50,\n" + "a3,b3,0.5,\n" + "b3,a3,0.5,late\n")
+    text = (
+        HN_HEADER
+        + "".join(f"a{i},b{i},0.5,h{i}\n" for i in range(10))
+        + "a1,b1,0.5,other\n"
+        + "b2,a2,0.50,\n"
+        + "a3,b3,0.5,\n"
+        + "b3,a3,0.5,late\n"
+    )
     text = text.replace("a3,b3,0.5,h3\n", "a3,b3,0.5,\n")  # first a3 row has none: stays ""
     pairs, report = load_pairs(_write(tmp_path, text))
     assert report.dropped["exact_duplicate"] == 4 and len(pairs) == 10
@@ -351,10 +442,14 @@ def test_hard_negative_exact_duplicates_keep_first(tmp_path: Path) -> None:
 
 
 def test_hard_negative_mean_merge_keeps_first_non_empty(tmp_path: Path) -> None:
-    text = (HN_HEADER + "".join(f"a{i},b{i},0.5,\n" for i in range(10))
-            + "b0,a0,1.0,first\n" + "a0,b0,0.75,second\n"  # a0: first non-empty of the merged rows
-            + "a1,b1,1.0,one\n"                                 # a1: merged, only one non-empty
-            + "a2,b2,0.5,dup\n")                                # a2: exact duplicate -> first row's ""
+    text = (
+        HN_HEADER
+        + "".join(f"a{i},b{i},0.5,\n" for i in range(10))
+        + "b0,a0,1.0,first\n"
+        + "a0,b0,0.75,second\n"  # a0: first non-empty of the merged rows
+        + "a1,b1,1.0,one\n"  # a1: merged, only one non-empty
+        + "a2,b2,0.5,dup\n"
+    )  # a2: exact duplicate -> first row's ""
     pairs, report = load_pairs(_write(tmp_path, text), dedupe="mean")
     assert report.dropped == {"exact_duplicate": 1, "contradictory_merged": 3}
     assert pairs.hard_negatives[:3] == ["first", "one", ""]
@@ -366,16 +461,21 @@ def test_esco_output_loads_with_hard_negatives(tmp_path: Path) -> None:
     from domaintune.data import esco
 
     fix = Path(__file__).resolve().parent / "fixtures" / "esco"
-    result = esco.build_pairs(esco.read_occupations([fix / "occupations_en.csv", fix / "occupations_de.csv"]),
-                              seed=0)
+    result = esco.build_pairs(
+        esco.read_occupations([fix / "occupations_en.csv", fix / "occupations_de.csv"]), seed=0
+    )
     out = tmp_path / "esco.csv"
     esco.write_pairs(result, out)
     pairs, report = load_pairs(out, min_pairs=1)
-    assert pairs.hard_negatives is not None and len(pairs.hard_negatives) == len(pairs) == len(result.train)
+    assert pairs.hard_negatives is not None and len(pairs.hard_negatives) == len(pairs) == len(
+        result.train
+    )
     n_hard = sum(map(bool, pairs.hard_negatives))
     assert 0 < n_hard < len(pairs) and report.hard_negatives == n_hard
     expected = {(r.base, r.ref): r.hard_negative for r in result.train}
-    assert all(expected[(a, b)] == h for a, b, h in zip(pairs.texts_a, pairs.texts_b, pairs.hard_negatives))
+    assert all(
+        expected[(a, b)] == h for a, b, h in zip(pairs.texts_a, pairs.texts_b, pairs.hard_negatives)
+    )
     assert f"{n_hard} with hard negatives" in report.summary()
 
 
@@ -421,7 +521,9 @@ def test_split_case_insensitive_grouping() -> None:
 
 
 def test_split_rejects_bad_fraction_and_giant_component() -> None:
-    ps = PairSet([f"t{i}" for i in range(10)], [f"u{i}" for i in range(10)], np.full(10, 0.5), "s.csv")
+    ps = PairSet(
+        [f"t{i}" for i in range(10)], [f"u{i}" for i in range(10)], np.full(10, 0.5), "s.csv"
+    )
     for bad in (0, 1, -0.1, 1.5):
         with pytest.raises(UserError, match="between 0 and 1"):
             split_pairs(ps, bad, 0)

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from domaintune.reporting import plotting
 from domaintune.data.titles import TUTORIAL_TITLES
 from domaintune.errors import UserError
+from domaintune.reporting import plotting
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -112,19 +112,23 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("setup, check", [
-    # The package never imports pyplot itself...
-    ("", "assert 'matplotlib.pyplot' not in sys.modules, 'plotting imported pyplot'"),
-    # ...and leaves a user's pyplot session as it was: backend and open figures.
-    ("import matplotlib; matplotlib.use('svg')\nimport matplotlib.pyplot as plt\nplt.figure()",
-     "assert plt.get_backend() == 'svg', plt.get_backend()\n"
-     "assert plt.get_fignums() == [1], plt.get_fignums()"),
-])
+@pytest.mark.parametrize(
+    "setup, check",
+    [
+        # The package never imports pyplot itself...
+        ("", "assert 'matplotlib.pyplot' not in sys.modules, 'plotting imported pyplot'"),
+        # ...and leaves a user's pyplot session as it was: backend and open figures.
+        (
+            "import matplotlib; matplotlib.use('svg')\nimport matplotlib.pyplot as plt\nplt.figure()",
+            "assert plt.get_backend() == 'svg', plt.get_backend()\n"
+            "assert plt.get_fignums() == [1], plt.get_fignums()",
+        ),
+    ],
+)
 def test_heatmap_leaves_pyplot_alone(setup, check):
     """In a fresh interpreter: what pyplot state exists before, exists after."""
     import subprocess
 
     code = _PYPLOT_PROBE.format(setup=setup, check=check)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -64,7 +64,8 @@ def model_server(tmp_path, tiny_dir):
     requests: list[str] = []
     handler = type("Handler", (_QueryIgnoringHandler,), {"requests": requests})
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(root))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

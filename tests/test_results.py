@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from domaintune import kt_compat
 from domaintune.cli import main
 from domaintune.errors import UserError
-from domaintune.search.space import PARAM_NAMES
 from domaintune.reporting.results import (
     BASE_METRICS_FILE,
     CONFIG_FILE,
@@ -20,7 +20,7 @@ from domaintune.reporting.results import (
     load_trials,
     ranked,
 )
-from domaintune.search.space import SearchSpace, parse_hp_options
+from domaintune.search.space import PARAM_NAMES, SearchSpace, parse_hp_options
 from domaintune.search.tuner import make_oracle
 
 BASE = {"val_mse": 0.05, "val_pearson": 0.6, "val_spearman": 0.7, "sts_pearson": 0.80}
@@ -31,15 +31,24 @@ TRACEBACK = (
     '  File ".../domaintune/search/tuner.py", line 120, in run_trial\n'
     "    raise kt.errors.FailedTrialError(\n"
     "keras_tuner.src.errors.FailedTrialError: training diverged (loss [nan]); "
-    "lower learning_rate or clipnorm\n\n")
+    "lower learning_rate or clipnorm\n\n"
+)
 REASON = "training diverged (loss [nan]); lower learning_rate or clipnorm"
 
 # Per trial: the metrics reported at each step (the last step's values count),
 # or None for a failed trial.
 REPORTS = [
-    [{"objective": 0.9, "val_mse": 0.045, "val_spearman": 0.71, "sts_pearson": 0.79},
-     {"objective": 0.3, "val_mse": 0.020, "val_spearman": 0.85, "sts_pearson": 0.78,
-      "domain_term": 0.3, "epochs_run": 2.0}],
+    [
+        {"objective": 0.9, "val_mse": 0.045, "val_spearman": 0.71, "sts_pearson": 0.79},
+        {
+            "objective": 0.3,
+            "val_mse": 0.020,
+            "val_spearman": 0.85,
+            "sts_pearson": 0.78,
+            "domain_term": 0.3,
+            "epochs_run": 2.0,
+        },
+    ],
     None,
     [{"objective": 0.1, "val_mse": 0.030, "val_spearman": 0.80, "sts_pearson": 0.82}],
     [{"objective": 0.5, "val_mse": 0.040, "val_spearman": 0.75, "sts_pearson": 0.70}],
@@ -48,9 +57,10 @@ REPORTS = [
 
 def oracle_for(kind: str, project_dir: Path, max_trials: int, *hp: str):
     space = SearchSpace().with_overrides(parse_hp_options(hp))
-    oracle = make_oracle(kind, space, max_trials=max_trials, max_epochs=2, seed=3,
-                         max_consecutive_failures=3)
-    oracle._set_project_dir(str(project_dir.parent), project_dir.name)
+    oracle = make_oracle(
+        kind, space, max_trials=max_trials, max_epochs=2, seed=3, max_consecutive_failures=3
+    )
+    kt_compat.set_project_dir(oracle, project_dir)
     oracle.verbose = 0
     return oracle
 
@@ -88,9 +98,14 @@ def invoke(*args: str):
 
 # -- load_trials ----------------------------------------------------------------
 
+
 def test_keras_tuner_wrote_its_own_trial_files(project):
     assert sorted(p.parent.name for p in project.glob("trial_*/trial.json")) == [
-        "trial_0", "trial_1", "trial_2", "trial_3"]
+        "trial_0",
+        "trial_1",
+        "trial_2",
+        "trial_3",
+    ]
     assert (project / "oracle.json").is_file()
 
 
@@ -132,16 +147,31 @@ def test_base_metrics(project, tmp_path):
 def test_format_table(project):
     table = format_table(load_trials(project), load_base_metrics(project))
     lines = table.splitlines()
-    assert lines[0].split()[:8] == ["trial", "status", "objective", "val_mse", "val_spearman",
-                                    "sts_pearson", "Δval_mse", "Δsts"]
+    assert lines[0].split()[:8] == [
+        "trial",
+        "status",
+        "objective",
+        "val_mse",
+        "val_spearman",
+        "sts_pearson",
+        "Δval_mse",
+        "Δsts",
+    ]
     base_row = lines[1].split()
     assert base_row[:6] == ["base", "-", "-", "0.0500", "0.7000", "0.8000"]
     assert lines[1].endswith("(untuned)")
     rows = {line.split()[0]: line for line in lines[2:]}
     assert list(rows) == ["0", "1", "2", "3"]
     # trial 0: val_mse 0.02 - 0.05, sts 0.78 - 0.80.
-    assert rows["0"].split()[1:8] == ["COMPLETED", "0.3000", "0.0200", "0.8500", "0.7800",
-                                      "-0.0300", "-0.0200"]
+    assert rows["0"].split()[1:8] == [
+        "COMPLETED",
+        "0.3000",
+        "0.0200",
+        "0.8500",
+        "0.7800",
+        "-0.0300",
+        "-0.0200",
+    ]
     assert rows["2"].split()[6:8] == ["-0.0200", "+0.0200"]
     assert "batch_size=" in rows["0"] and "epochs=3" in rows["0"]
     assert rows["1"].split()[1:8] == ["FAILED", "-", "-", "-", "-", "-", "-"]
@@ -155,6 +185,7 @@ def test_format_table_without_base(project):
 
 
 # -- the `results` command ------------------------------------------------------
+
 
 def test_results_table_cli(project):
     result = invoke("results", project)
@@ -182,10 +213,49 @@ def test_results_pareto_cli(project):
     assert [line.split()[0] for line in table.stdout.splitlines()[1:]] == ["base", "0", "2"]
 
 
-@pytest.mark.parametrize("make_dir", [
-    lambda tmp: tmp,  # an existing folder without search_config.json
-    lambda tmp: tmp / "does-not-exist",
-])
+RETRIEVAL_REPORTS = [  # (val_mse, retrieval_r1, sts_pearson)
+    [{"objective": 0.4, "val_mse": 0.020, "retrieval_r1": 0.50, "sts_pearson": 0.78}],
+    [{"objective": 0.2, "val_mse": 0.030, "retrieval_r1": 0.70, "sts_pearson": 0.80}],
+    [{"objective": 0.3, "val_mse": 0.040, "retrieval_r1": 0.60, "sts_pearson": 0.82}],
+    [{"objective": 0.5, "val_mse": 0.025, "retrieval_r1": 0.40, "sts_pearson": 0.79}],
+]
+
+
+@pytest.mark.parametrize(
+    "config, front",
+    [
+        ({"domain_metric": "retrieval"}, ["1", "2"]),  # 0 and 3 lose to 1 on both axes
+        ({"domain_metric": "mse"}, ["0", "1", "2", "3"]),  # on val_mse every trial trades off
+        ({}, ["0", "1", "2", "3"]),  # a search made before --domain-metric: mse
+    ],
+)
+def test_results_pareto_follows_the_domain_metric(tmp_path, config, front):
+    project_dir = tmp_path / "search"
+    oracle = oracle_for("random", project_dir, len(RETRIEVAL_REPORTS))
+    for reports in RETRIEVAL_REPORTS:
+        run_trial(oracle, reports)
+    (project_dir / CONFIG_FILE).write_text(json.dumps(config))
+    result = invoke("results", project_dir, "--json", "--pareto")
+    assert result.exit_code == 0, result.output
+    assert [t["trial_id"] for t in json.loads(result.stdout)] == front
+
+
+def test_results_pareto_without_trials_names_the_axes(tmp_path):
+    (tmp_path / CONFIG_FILE).write_text(json.dumps({"domain_metric": "retrieval"}))
+    result = invoke("results", tmp_path, "--pareto")
+    assert result.exit_code == 0
+    assert result.stdout == (
+        "No completed trials with retrieval_r1 and sts_pearson yet (the Pareto front needs both).\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "make_dir",
+    [
+        lambda tmp: tmp,  # an existing folder without search_config.json
+        lambda tmp: tmp / "does-not-exist",
+    ],
+)
 def test_results_on_a_non_project_dir(tmp_path, make_dir):
     (tmp_path / "trial_0").mkdir()
     target = make_dir(tmp_path)
@@ -234,6 +304,7 @@ def test_only_failed_trials_have_no_best(tmp_path):
 
 # -- KerasTuner specifics ---------------------------------------------------------
 
+
 def test_hyperband_internal_keys_are_dropped(tmp_path):
     project_dir = tmp_path / "search"
     oracle = oracle_for("hyperband", project_dir, 0)
@@ -259,7 +330,11 @@ def test_trials_stay_in_id_order_when_resumed_with_more_trials(tmp_path):
     run_trial(resumed, [{"objective": 0.05}])
     (project_dir / CONFIG_FILE).write_text("{}")
     assert sorted(p.name for p in project_dir.glob("trial_*")) == [
-        "trial_0", "trial_03", "trial_1", "trial_2"]
+        "trial_0",
+        "trial_03",
+        "trial_1",
+        "trial_2",
+    ]
     trials = load_trials(project_dir)
     assert [t["trial_id"] for t in trials] == ["0", "1", "2", "03"]
     assert [t["objective"] for t in trials] == [0.3, 0.2, 0.1, 0.05]

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from domaintune.evaluation import retrieval
 from domaintune.cli import main
 from domaintune.data.pairs import PairSet
-from domaintune.errors import UserError
 from domaintune.data.retrieval_sets import RetrievalSet, load_retrieval_set, retrieval_from_pairs
+from domaintune.errors import UserError
+from domaintune.evaluation import retrieval
 from domaintune.evaluation.retrieval import retrieval_metrics
 from tests.conftest import shared_path
 
@@ -36,22 +36,33 @@ def _table_encoder(table: dict[str, list[float]]):
 
 
 # Corpus A..F every 20 degrees; norms vary to check the embeddings get normalised.
-CORPUS = {"A": _at(0, 3), "B": _at(20), "C": _at(40, 0.5), "D": _at(60), "E": _at(80, 2),
-          "F": _at(100)}
+CORPUS = {
+    "A": _at(0, 3),
+    "B": _at(20),
+    "C": _at(40, 0.5),
+    "D": _at(60),
+    "E": _at(80, 2),
+    "F": _at(100),
+}
 # query: (angle, gold targets) -> corpus by angular distance -> rank of the best gold
 QUERIES = {
-    "q1": (2, ["A"]),        # A 2                               -> rank 1
-    "q2": (45, ["A"]),       # C 5, D 15, B 25, E 35, A 45       -> rank 5
-    "q3": (95, ["A"]),       # F 5, E 15, D 35, C 55, B 75, A 95 -> rank 6
-    "q4": (28, ["B"]),       # B 8                               -> rank 1
-    "q5": (33, ["B"]),       # C 7, B 13                         -> rank 2
+    "q1": (2, ["A"]),  # A 2                               -> rank 1
+    "q2": (45, ["A"]),  # C 5, D 15, B 25, E 35, A 45       -> rank 5
+    "q3": (95, ["A"]),  # F 5, E 15, D 35, C 55, B 75, A 95 -> rank 6
+    "q4": (28, ["B"]),  # B 8                               -> rank 1
+    "q5": (33, ["B"]),  # C 7, B 13                         -> rank 2
     "q6": (57, ["B", "F"]),  # D 3, C 17, E 23, B 37, F 43       -> rank 4 (best gold B)
 }
 # ranks 1, 5, 6, 1, 2, 4 over 6 queries:
 #   recall@1 = 2/6, recall@5 = 5/6 (all but q3),
 #   MRR = (1 + 1/5 + 1/6 + 1 + 1/2 + 1/4) / 6 = (187/60) / 6 = 187/360
-EXPECTED = {"retrieval_r1": 2 / 6, "retrieval_r5": 5 / 6, "retrieval_mrr": 187 / 360,
-            "retrieval_queries": 6, "retrieval_corpus": 6}
+EXPECTED = {
+    "retrieval_r1": 2 / 6,
+    "retrieval_r5": 5 / 6,
+    "retrieval_mrr": 187 / 360,
+    "retrieval_queries": 6,
+    "retrieval_corpus": 6,
+}
 
 
 def _hand_set() -> tuple[RetrievalSet, dict[str, list[float]]]:
@@ -97,15 +108,16 @@ def test_a_collapsed_encoder_scores_zero():
 
 # --- loaders --------------------------------------------------------------------------
 
-ESCO_HEADER = ("conceptType,conceptUri,iscoGroup,preferredLabel,altLabels,hiddenLabels,"
-               "status,description\n")
+ESCO_HEADER = (
+    "conceptType,conceptUri,iscoGroup,preferredLabel,altLabels,hiddenLabels,status,description\n"
+)
 ESCO_ROWS = [
     # lines 2-6: four alternative labels, one identical to the preferred label (trivial)
     'Occupation,http://x/1,2511,data scientist,"data science specialist\nml scientist\n'
     'data scientist\n  machine learning scientist  ",,released,"Analyses data.\nBuilds models."\n',
     # lines 7-8: 'bus driver' also names occupation 3 (in the corpus: always loses to it)
     'Occupation,http://x/2,8331,bus operator,"bus driver\ncoach driver",,released,Drives.\n',
-    'Occupation,http://x/3,8331,bus driver,,,released,No alternative labels.\n',  # line 9
+    "Occupation,http://x/3,8331,bus driver,,,released,No alternative labels.\n",  # line 9
     # lines 10-11: 'coach driver' belongs to two occupations: two gold targets
     'Occupation,http://x/4,8331,coach chauffeur,"coach driver\r\ntour driver",,released,\n',
     "\n",
@@ -122,18 +134,23 @@ def test_esco_export(tmp_path):
     rset = load_retrieval_set(_write(tmp_path, ESCO_HEADER + "".join(ESCO_ROWS)))
     assert rset.corpus == ["data scientist", "bus operator", "bus driver", "coach chauffeur"]
     assert list(zip(rset.queries, rset.targets)) == [
-        ("data science specialist", "data scientist"), ("ml scientist", "data scientist"),
+        ("data science specialist", "data scientist"),
+        ("ml scientist", "data scientist"),
         ("machine learning scientist", "data scientist"),
-        ("coach driver", "bus operator"), ("coach driver", "coach chauffeur"),
-        ("tour driver", "coach chauffeur")]
+        ("coach driver", "bus operator"),
+        ("coach driver", "coach chauffeur"),
+        ("tour driver", "coach chauffeur"),
+    ]
     assert rset.skipped == {"trivial": 1, "in_corpus": 1, "duplicate": 0}
     queries, golds = rset.gold()
     assert len(queries) == 5 and golds[3] == [1, 3]
 
 
 def test_query_target_csv(tmp_path):
-    text = ("target,query,note\nnurse,registered nurse,x\nnurse,RN,\nwelder,welder,trivial\n"
-            'welder,"arc welder",\nnurse,RN,duplicate row\n')
+    text = (
+        "target,query,note\nnurse,registered nurse,x\nnurse,RN,\nwelder,welder,trivial\n"
+        'welder,"arc welder",\nnurse,RN,duplicate row\n'
+    )
     rset = load_retrieval_set(_write(tmp_path, "\ufeff" + text))  # a BOM is fine
     assert rset.corpus == ["nurse", "welder"]
     assert rset.queries == ["registered nurse", "RN", "arc welder"]
@@ -141,21 +158,41 @@ def test_query_target_csv(tmp_path):
     assert rset.skipped == {"trivial": 1, "in_corpus": 0, "duplicate": 1}
 
 
-@pytest.mark.parametrize("content, needles", [
-    (None, ["file not found"]),
-    (" \n\n", ["empty"]),
-    ("base,ref,similarity\na,b,1.0\n", ["line 1", "neither", "query,target"]),
-    ("query,target\n", ["no queries", "query,target rows"]),
-    ("query,target\nnurse,nurse\nwelder,welder\n", ["no queries", "2 found verbatim"]),
-    ("query,target\nRN,nurse\nwelder,\n", ["line 3", "target is empty"]),
-    ("query,target\nRN,nurse\n,welder\n", ["line 3", "query is empty"]),
-    ("query,target\nRN,nurse\nregistered nurse,nurse\n", ["only one distinct target", "at least 2"]),
-    (b"query,target\nRN,nurse\nCaf\xe9 owner,caf\xe9 manager\n", ["line 3", "UTF-8", "0xe9"]),
-    (ESCO_HEADER + ESCO_ROWS[0] + 'Occupation,u,1,"",other,,released,\n',
-     ["line 7", "preferredLabel is empty"]),
-    (ESCO_HEADER, ["no queries", "altLabels"]),
-], ids=["missing", "empty", "neither", "header-only", "all-trivial", "no-target", "no-query",
-        "one-target", "not-utf8", "esco-no-label", "esco-header-only"])
+@pytest.mark.parametrize(
+    "content, needles",
+    [
+        (None, ["file not found"]),
+        (" \n\n", ["empty"]),
+        ("base,ref,similarity\na,b,1.0\n", ["line 1", "neither", "query,target"]),
+        ("query,target\n", ["no queries", "query,target rows"]),
+        ("query,target\nnurse,nurse\nwelder,welder\n", ["no queries", "2 found verbatim"]),
+        ("query,target\nRN,nurse\nwelder,\n", ["line 3", "target is empty"]),
+        ("query,target\nRN,nurse\n,welder\n", ["line 3", "query is empty"]),
+        (
+            "query,target\nRN,nurse\nregistered nurse,nurse\n",
+            ["only one distinct target", "at least 2"],
+        ),
+        (b"query,target\nRN,nurse\nCaf\xe9 owner,caf\xe9 manager\n", ["line 3", "UTF-8", "0xe9"]),
+        (
+            ESCO_HEADER + ESCO_ROWS[0] + 'Occupation,u,1,"",other,,released,\n',
+            ["line 7", "preferredLabel is empty"],
+        ),
+        (ESCO_HEADER, ["no queries", "altLabels"]),
+    ],
+    ids=[
+        "missing",
+        "empty",
+        "neither",
+        "header-only",
+        "all-trivial",
+        "no-target",
+        "no-query",
+        "one-target",
+        "not-utf8",
+        "esco-no-label",
+        "esco-header-only",
+    ],
+)
 def test_user_errors(tmp_path, content, needles):
     path = tmp_path / "set.csv" if content is None else _write(tmp_path, content)
     with pytest.raises(UserError) as err:
@@ -167,9 +204,18 @@ def test_user_errors(tmp_path, content, needles):
 
 def test_retrieval_from_pairs():
     pairs = PairSet(
-        ["ml scientist", "data science specialist", "data scientist", "ml scientist", "nurse", "RN"],
+        [
+            "ml scientist",
+            "data science specialist",
+            "data scientist",
+            "ml scientist",
+            "nurse",
+            "RN",
+        ],
         ["data scientist", "data scientist", "data scientist", "ml engineer", "welder", "nurse"],
-        [1.0, 1.0, 1.0, 1.0, 0.5, 0.75], source="toy.csv")
+        [1.0, 1.0, 1.0, 1.0, 0.5, 0.75],
+        source="toy.csv",
+    )
     rset = retrieval_from_pairs(pairs)
     assert rset.corpus == ["data scientist", "ml engineer"]  # refs of the 1.0 pairs
     assert rset.queries == ["ml scientist", "ml scientist", "data science specialist"]
@@ -180,8 +226,8 @@ def test_retrieval_from_pairs():
     assert lower.corpus == ["data scientist", "ml engineer", "nurse"]
     assert ("RN", "nurse") in zip(lower.queries, lower.targets)
     # No 'same concept' pairs, or a single target: nothing to retrieve.
-    assert retrieval_from_pairs(pairs.subset([4, 5])) is None       # top score 0.75
-    assert retrieval_from_pairs(pairs.subset([0, 1, 4])) is None    # one target only
+    assert retrieval_from_pairs(pairs.subset([4, 5])) is None  # top score 0.75
+    assert retrieval_from_pairs(pairs.subset([0, 1, 4])) is None  # one target only
     assert retrieval_from_pairs(pairs.subset([])) is None
 
 
@@ -190,9 +236,20 @@ def test_retrieval_from_pairs():
 
 def test_cli_evaluate_retrieval(tiny_model_dir, tmp_path):
     fixture = _write(tmp_path, ESCO_HEADER + "".join(ESCO_ROWS))
-    result = CliRunner().invoke(main, ["evaluate", "--retrieval", str(fixture), "--model",
-                                       str(tiny_model_dir), "--sts", "none", "--json"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--retrieval",
+            str(fixture),
+            "--model",
+            str(tiny_model_dir),
+            "--sts",
+            "none",
+            "--json",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     for key in ("retrieval_r1", "retrieval_r5", "retrieval_mrr"):
@@ -204,8 +261,18 @@ def test_cli_evaluate_retrieval(tiny_model_dir, tmp_path):
 
 def test_cli_reads_the_retrieval_file_before_the_model(tmp_path):
     bad = _write(tmp_path, "base,ref,similarity\na,b,1\n")
-    result = CliRunner().invoke(main, ["evaluate", "--retrieval", str(bad), "--model",
-                                       str(tmp_path / "no-model"), "--sts", "none"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--retrieval",
+            str(bad),
+            "--model",
+            str(tmp_path / "no-model"),
+            "--sts",
+            "none",
+        ],
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and str(bad) in errors[0] and "neither" in errors[0], result.output

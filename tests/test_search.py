@@ -26,20 +26,41 @@ FAST = ("--hp", "batch_size=32", "--epochs", "1", "--seed", "1")
 
 
 def search(project: Path, base: Path, *extra: str):
-    result = CliRunner().invoke(main, ["search", "--base", str(base), "--sts", "none",
-                                       "--project-dir", str(project), *FAST, *extra])
+    result = CliRunner().invoke(
+        main,
+        [
+            "search",
+            "--base",
+            str(base),
+            "--sts",
+            "none",
+            "--project-dir",
+            str(project),
+            *FAST,
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result.output
 
 
 def test_keep_best_bounds_checkpoints_and_tensorboard_logs(tmp_path, tiny_model_dir):
-    from domaintune.reporting.tensorboard_logging import read_scalars
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
+    from domaintune.reporting.tensorboard_logging import read_scalars
+
     project = tmp_path / "p"
-    output = search(project, tiny_model_dir, "--max-trials", "4", "--keep-best", "1",
-                    "--hp", "learning_rate=1e-3:1e-1")
+    output = search(
+        project,
+        tiny_model_dir,
+        "--max-trials",
+        "4",
+        "--keep-best",
+        "1",
+        "--hp",
+        "learning_rate=1e-3:1e-1",
+    )
     assert "Trial 4/4" in output and "STS-B not used" in output
     trials = load_trials(project)
     assert [t["status"] for t in trials] == ["COMPLETED"] * 4
@@ -59,8 +80,9 @@ def test_keep_best_bounds_checkpoints_and_tensorboard_logs(tmp_path, tiny_model_
     assert "similarity_heatmap" in acc.Tags()["tensors"] + acc.Tags().get("images", [])
     content = acc.PluginTagToContent("hparams")
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
-    assert session.session_start_info.hparams["learning_rate"].number_value == \
-        pytest.approx(best["hyperparameters"]["learning_rate"])
+    assert session.session_start_info.hparams["learning_rate"].number_value == pytest.approx(
+        best["hyperparameters"]["learning_rate"]
+    )
     root = EventAccumulator(str(project / "logs"), size_guidance={"tensors": 0})
     root.Reload()
     assert "_hparams_/experiment" in root.PluginTagToContent("hparams")
@@ -68,9 +90,20 @@ def test_keep_best_bounds_checkpoints_and_tensorboard_logs(tmp_path, tiny_model_
 
 def test_failed_trial_is_recorded_and_search_goes_on(tmp_path, tiny_model_dir):
     project = tmp_path / "p"
-    output = search(project, tiny_model_dir, "--tuner", "grid", "--max-trials", "2",
-                    "--hp", "learning_rate=1e30,1e-2", "--hp", "clipnorm=1e30",
-                    "--hp", "clip_epsilon=1e-5")
+    output = search(
+        project,
+        tiny_model_dir,
+        "--tuner",
+        "grid",
+        "--max-trials",
+        "2",
+        "--hp",
+        "learning_rate=1e30,1e-2",
+        "--hp",
+        "clipnorm=1e30",
+        "--hp",
+        "clip_epsilon=1e-5",
+    )
     trials = {t["hyperparameters"]["learning_rate"]: t for t in load_trials(project)}
     assert trials[1e30]["status"] == "FAILED"
     assert "diverged" in trials[1e30]["message"]
@@ -80,10 +113,27 @@ def test_failed_trial_is_recorded_and_search_goes_on(tmp_path, tiny_model_dir):
 
 def test_consecutive_failures_stop_with_a_clear_error(tmp_path, tiny_model_dir):
     project = tmp_path / "p"
-    result = CliRunner().invoke(main, [
-        "search", "--base", str(tiny_model_dir), "--sts", "none", "--project-dir", str(project),
-        *FAST, "--max-trials", "5", "--max-consecutive-failures", "2",
-        "--hp", "learning_rate=1e30", "--hp", "clipnorm=1e30"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "search",
+            "--base",
+            str(tiny_model_dir),
+            "--sts",
+            "none",
+            "--project-dir",
+            str(project),
+            *FAST,
+            "--max-trials",
+            "5",
+            "--max-consecutive-failures",
+            "2",
+            "--hp",
+            "learning_rate=1e30",
+            "--hp",
+            "clipnorm=1e30",
+        ],
+    )
     assert result.exit_code == 1
     assert "Error: Stopped after 2 consecutive failed trials" in result.output
     assert "Traceback" not in result.output
@@ -92,8 +142,18 @@ def test_consecutive_failures_stop_with_a_clear_error(tmp_path, tiny_model_dir):
 
 def test_hyperband_honours_epoch_budgets_and_warm_starts(tmp_path, tiny_model_dir):
     project = tmp_path / "p"
-    search(project, tiny_model_dir, "--tuner", "hyperband", "--epochs", "3",
-           "--max-trials", "20", "--hp", "learning_rate=1e-3:1e-1")
+    search(
+        project,
+        tiny_model_dir,
+        "--tuner",
+        "hyperband",
+        "--epochs",
+        "3",
+        "--max-trials",
+        "20",
+        "--hp",
+        "learning_rate=1e-3:1e-1",
+    )
     states = [json.loads(p.read_text()) for p in sorted(project.glob("trial_*/trial.json"))]
     values = [s["hyperparameters"]["values"] for s in states]
     assert {v["tuner/epochs"] for v in values} == {1, 3}
@@ -110,11 +170,26 @@ def test_hyperband_honours_epoch_budgets_and_warm_starts(tmp_path, tiny_model_di
 
 def test_resume_after_kill_keeps_finished_trials(tmp_path, tiny_model_dir):
     project = tmp_path / "p"
-    args = [sys.executable, "-m", "domaintune.cli", "search", "--base", str(tiny_model_dir),
-            "--sts", "none", "--project-dir", str(project), *FAST, "--max-trials", "3",
-            "--hp", "learning_rate=1e-3:1e-1"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    args = [
+        sys.executable,
+        "-m",
+        "domaintune.cli",
+        "search",
+        "--base",
+        str(tiny_model_dir),
+        "--sts",
+        "none",
+        "--project-dir",
+        str(project),
+        *FAST,
+        "--max-trials",
+        "3",
+        "--hp",
+        "learning_rate=1e-3:1e-1",
+    ]
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         first = project / "trial_0" / "trial.json"
 
@@ -143,8 +218,21 @@ def test_resume_after_kill_keeps_finished_trials(tmp_path, tiny_model_dir):
 def test_resume_with_other_settings_is_refused(tmp_path, tiny_model_dir):
     project = tmp_path / "p"
     search(project, tiny_model_dir, "--max-trials", "1")
-    result = CliRunner().invoke(main, ["search", "--base", str(tiny_model_dir), "--sts", "none",
-                                       "--project-dir", str(project), *FAST, "--seed", "7"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "search",
+            "--base",
+            str(tiny_model_dir),
+            "--sts",
+            "none",
+            "--project-dir",
+            str(project),
+            *FAST,
+            "--seed",
+            "7",
+        ],
+    )
     assert result.exit_code == 1 and "different settings (seed)" in result.output
     search(project, tiny_model_dir, "--max-trials", "1", "--seed", "7", "--overwrite")
 
@@ -152,8 +240,11 @@ def test_resume_with_other_settings_is_refused(tmp_path, tiny_model_dir):
 def _sts_dir(folder: Path, first_score: float) -> Path:
     """A small STS-B style split (dev) with its own copy of the file."""
     folder.mkdir()
-    lines = [f"main-news\tx\t2012\t{i}\t{first_score if i == 0 else i % 6}\t"
-             f"a nurse works at night {i}\ta night nurse {i % 3}" for i in range(12)]
+    lines = [
+        f"main-news\tx\t2012\t{i}\t{first_score if i == 0 else i % 6}\t"
+        f"a nurse works at night {i}\ta night nurse {i % 3}"
+        for i in range(12)
+    ]
     (folder / "sts-dev.csv").write_text("\n".join(lines) + "\n")
     return folder
 
@@ -164,9 +255,21 @@ def test_resume_compares_sts_by_content_not_path(tmp_path, tiny_model_dir):
     other = _sts_dir(tmp_path / "c", 4.0)
 
     def run(sts: Path, trials: str):
-        return CliRunner().invoke(main, ["search", "--base", str(tiny_model_dir), "--sts",
-                                         str(sts), "--project-dir", str(project), *FAST,
-                                         "--max-trials", trials])
+        return CliRunner().invoke(
+            main,
+            [
+                "search",
+                "--base",
+                str(tiny_model_dir),
+                "--sts",
+                str(sts),
+                "--project-dir",
+                str(project),
+                *FAST,
+                "--max-trials",
+                trials,
+            ],
+        )
 
     assert run(first, "1").exit_code == 0
     resumed = run(same, "2")  # another path to the same benchmark file
@@ -181,8 +284,21 @@ def test_end_to_end_use_m3_search_results_export(tmp_path):
     seed = shared_path("seed", "training_data.csv")
     sts = shared_path("stsbenchmark")
     project, export = tmp_path / "search", tmp_path / "export"
-    run_cli("search", "--train", seed, "--sts", sts, "--max-trials", "2", "--epochs", "1",
-            "--project-dir", project, "--hp", "learning_rate=1e-5:5e-5")
+    run_cli(
+        "search",
+        "--train",
+        seed,
+        "--sts",
+        sts,
+        "--max-trials",
+        "2",
+        "--epochs",
+        "1",
+        "--project-dir",
+        project,
+        "--hp",
+        "learning_rate=1e-5:5e-5",
+    )
     trials = json.loads(run_cli("results", project, "--json").stdout)
     assert [t["status"] for t in trials] == ["COMPLETED", "COMPLETED"]
     for trial in trials:
@@ -209,10 +325,16 @@ def test_end_to_end_use_m3_search_results_export(tmp_path):
         "enc = TrainableEncoder(resolve_base('use-m3'))\n"
         "enc.load_weights(sys.argv[2])\n"
         "c = enc.module(rt.tf.constant(texts)).numpy()\n"
-        "print(float(abs(a - c).max()), float(abs(b - c).max()))\n")
+        "print(float(abs(a - c).max()), float(abs(b - c).max()))\n"
+    )
     checkpoint = project / f"trial_{best['trial_id']}" / "encoder.npz"
-    out = subprocess.run([sys.executable, str(probe), str(export), str(checkpoint)],
-                         capture_output=True, text=True, timeout=600, check=True)
+    out = subprocess.run(
+        [sys.executable, str(probe), str(export), str(checkpoint)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     diffs = [float(x) for x in out.stdout.split()[-2:]]
     assert max(diffs) < 1e-6
     # ...and evaluating it reproduces the trial's STS-B Pearson.
@@ -231,21 +353,30 @@ def test_build_model_from_hyperparameters(tiny_model_dir):
     rt = tf_runtime.load()
     space = SearchSpace().with_overrides({"clip_epsilon": [1e-3], "learning_rate": [3e-4]})
     hp = kt.HyperParameters()
-    model = build_model(hp, load_encoder_layer(tiny_model_dir, trainable=True), space)
+    model = build_model(space.declare(hp), load_encoder_layer(tiny_model_dir, trainable=True))
     assert hp.values["clip_epsilon"] == 1e-3 and hp.values["batch_size"] == 16
     assert float(model.optimizer.learning_rate) == pytest.approx(3e-4)
     assert float(model.optimizer.clip_norm) == pytest.approx(1.0)
     # One shared encoder: the same texts on both sides give cos = 1, clipped.
-    same = model.predict([rt.tf.constant(["nurse", "chef"]), rt.tf.constant(["nurse", "chef"])],
-                         verbose=0)
+    same = model.predict(
+        [rt.tf.constant(["nurse", "chef"]), rt.tf.constant(["nurse", "chef"])], verbose=0
+    )
     assert same == pytest.approx(1 - np.arccos(1 - 1e-3) / np.pi, abs=1e-5)
     assert len(model.trainable_variables) == 2  # the tiny model's two, not two copies
 
 
 def test_bayesian_search_completes(tmp_path, tiny_model_dir):
     project = tmp_path / "p"
-    search(project, tiny_model_dir, "--tuner", "bayesian", "--max-trials", "3",
-           "--hp", "learning_rate=1e-3:1e-1")
+    search(
+        project,
+        tiny_model_dir,
+        "--tuner",
+        "bayesian",
+        "--max-trials",
+        "3",
+        "--hp",
+        "learning_rate=1e-3:1e-1",
+    )
     assert [t["status"] for t in load_trials(project)] == ["COMPLETED"] * 3
 
 
@@ -263,21 +394,43 @@ def test_search_reads_other_columns_and_scales_and_resumes(tmp_path, tiny_model_
             # angular -> cosine -> STS 0..5 (the inverse of --scale sts)
             writer.writerow([a, b, round(float(np.cos((1 - score) * np.pi)) * 5, 6)])
     project = tmp_path / "p"
-    args = ("--train", str(tsv), "--columns", "left,right,sts_score", "--scale", "sts",
-            "--max-trials", "1")
+    args = (
+        "--train",
+        str(tsv),
+        "--columns",
+        "left,right,sts_score",
+        "--scale",
+        "sts",
+        "--max-trials",
+        "1",
+    )
     search(project, tiny_model_dir, *args)
     config = json.loads((project / "search_config.json").read_text())
-    assert config["pair_format"] == {"columns": ["left", "right", "sts_score"], "scale": "sts",
-                                     "dedupe": "error"}
+    assert config["pair_format"] == {
+        "columns": ["left", "right", "sts_score"],
+        "scale": "sts",
+        "dedupe": "error",
+    }
     output = search(project, tiny_model_dir, *args)  # same settings: resumes, nothing to do
     assert "different settings" not in output
 
 
 def test_in_batch_negatives_search_selects_on_retrieval(tmp_path, tiny_model_dir):
     project = tmp_path / "p"
-    output = search(project, tiny_model_dir, "--max-trials", "2", "--domain-metric", "retrieval",
-                    "--hp", "loss=in_batch_negatives", "--hp", "learning_rate=1e-3:1e-1",
-                    "--hp", "clipnorm_scope=global")
+    output = search(
+        project,
+        tiny_model_dir,
+        "--max-trials",
+        "2",
+        "--domain-metric",
+        "retrieval",
+        "--hp",
+        "loss=in_batch_negatives",
+        "--hp",
+        "learning_rate=1e-3:1e-1",
+        "--hp",
+        "clipnorm_scope=global",
+    )
     trials = load_trials(project)
     assert [t["status"] for t in trials] == ["COMPLETED"] * 2
     base = json.loads((project / "base_metrics.json").read_text())
@@ -289,6 +442,9 @@ def test_in_batch_negatives_search_selects_on_retrieval(tmp_path, tiny_model_dir
         expected = (1 - trial["retrieval_r1"]) / (1 - base["retrieval_r1"])
         assert trial["domain_term"] == pytest.approx(min(expected, 10), rel=1e-6)
     assert "retrieval_r1" in output  # the final table shows it
+    # The Pareto front is on the search's domain metric (empty: --sts none, no STS axis).
+    pareto = CliRunner().invoke(main, ["results", str(project), "--pareto"])
+    assert "No completed trials with retrieval_r1 and sts_pearson yet" in pareto.output
 
 
 def test_mse_with_retrieval_capable_validation_prints_a_hint(tmp_path, tiny_model_dir):
@@ -298,8 +454,18 @@ def test_mse_with_retrieval_capable_validation_prints_a_hint(tmp_path, tiny_mode
 
 def test_frozen_table_and_dense_adam_train(tmp_path, tiny_model_dir):
     project = tmp_path / "p"
-    search(project, tiny_model_dir, "--max-trials", "1", "--hp", "train_embeddings=false",
-           "--hp", "sparse_updates=false", "--hp", "learning_rate=0.05")
+    search(
+        project,
+        tiny_model_dir,
+        "--max-trials",
+        "1",
+        "--hp",
+        "train_embeddings=false",
+        "--hp",
+        "sparse_updates=false",
+        "--hp",
+        "learning_rate=0.05",
+    )
     import numpy as np
 
     with np.load(project / "trial_0" / "encoder.npz") as trained:
@@ -311,21 +477,29 @@ def test_frozen_table_and_dense_adam_train(tmp_path, tiny_model_dir):
     assert not np.array_equal(dense, base.variables[1].numpy())  # the rest trained
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--hp", "loss=in_batch_negatives", "--hp", "positive_threshold=1.0", "--train", "LOW"],
-     "trains on pairs scored >= positive_threshold (1), and the training pairs have 0"),
-    (["--epochs", "2", "--hp", "epochs=3"], "--epochs and --hp epochs=... both set"),
-    (["--role", "worker", "--oracle", "127.0.0.1:1", "--worker-id", "chief2"],
-     "--worker-id 'chief2': use letters"),
-    (["--role", "worker", "--worker-id", "1"], "--role worker needs --oracle HOST:PORT"),
-    (["--project-dir", "FILE"], "is a file; pass a folder"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ["--hp", "loss=in_batch_negatives", "--hp", "positive_threshold=1.0", "--train", "LOW"],
+            "trains on pairs scored >= positive_threshold (1), and the training pairs have 0",
+        ),
+        (["--epochs", "2", "--hp", "epochs=3"], "--epochs and --hp epochs=... both set"),
+        (
+            ["--role", "worker", "--oracle", "127.0.0.1:1", "--worker-id", "chief2"],
+            "--worker-id 'chief2': use letters",
+        ),
+        (["--role", "worker", "--worker-id", "1"], "--role worker needs --oracle HOST:PORT"),
+        (["--project-dir", "FILE"], "is a file; pass a folder"),
+    ],
+)
 def test_search_option_mistakes_are_one_clear_error(tmp_path, tiny_model_dir, extra, message):
     low = tmp_path / "low.csv"
     low.write_text("base,ref,similarity\n" + "".join(f"a{i},b{i},0.6\n" for i in range(20)))
     (tmp_path / "file").write_text("")
-    extra = [str(low) if e == "LOW" else str(tmp_path / "file") if e == "FILE" else e
-             for e in extra]
+    extra = [
+        str(low) if e == "LOW" else str(tmp_path / "file") if e == "FILE" else e for e in extra
+    ]
     args = ["search", "--base", str(tiny_model_dir), "--sts", "none", *extra]
     if "--project-dir" not in extra:
         args += ["--project-dir", str(tmp_path / "p")]
@@ -349,9 +523,15 @@ def test_export_of_a_damaged_checkpoint_is_a_clear_error(tmp_path, tiny_model_di
 
 def test_bad_input_is_reported_before_tensorflow_loads(tmp_path):
     """`domaintune search` checks its inputs before importing the heavy stack."""
-    probe = ("import sys\nfrom click.testing import CliRunner\nfrom domaintune.cli import main\n"
-             "r = CliRunner().invoke(main, ['search', '--train', sys.argv[1]])\n"
-             "print(r.exit_code, 'tensorflow' in sys.modules, r.output.strip())")
-    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "missing.csv")],
-                         capture_output=True, text=True, timeout=120).stdout
+    probe = (
+        "import sys\nfrom click.testing import CliRunner\nfrom domaintune.cli import main\n"
+        "r = CliRunner().invoke(main, ['search', '--train', sys.argv[1]])\n"
+        "print(r.exit_code, 'tensorflow' in sys.modules, r.output.strip())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "missing.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert out.startswith("1 False Error:") and "missing.csv" in out

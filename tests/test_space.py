@@ -15,8 +15,10 @@ import keras_tuner as kt
 import pytest
 from click.testing import CliRunner
 
+from domaintune import kt_compat
 from domaintune.cli import main
 from domaintune.errors import UserError
+from domaintune.kt_compat import TUNERS
 from domaintune.search.space import (
     PARAM_NAMES,
     SEARCH_SPACE,
@@ -24,7 +26,7 @@ from domaintune.search.space import (
     load_hp_file,
     parse_hp_options,
 )
-from domaintune.search.tuner import TUNERS, make_oracle
+from domaintune.search.tuner import make_oracle
 
 
 def space_with(*options: str) -> SearchSpace:
@@ -37,9 +39,10 @@ def kt_space(space: SearchSpace, grid: bool = False) -> dict:
 
 
 def make(kind: str, space: SearchSpace, tmp_path, max_trials: int = 10):
-    oracle = make_oracle(kind, space, max_trials=max_trials, max_epochs=2, seed=1,
-                         max_consecutive_failures=3)
-    oracle._set_project_dir(str(tmp_path), "p")
+    oracle = make_oracle(
+        kind, space, max_trials=max_trials, max_epochs=2, seed=1, max_consecutive_failures=3
+    )
+    kt_compat.set_project_dir(oracle, tmp_path / "p")
     oracle.verbose = 0
     return oracle
 
@@ -61,6 +64,7 @@ def run_trials(oracle, limit: int) -> list[dict]:
 
 # -- the declared space -------------------------------------------------------
 
+
 def test_default_space_as_keras_tuner_hyperparameters():
     hps = kt_space(SearchSpace())
     assert list(hps) == list(PARAM_NAMES)
@@ -76,11 +80,13 @@ def test_default_space_as_keras_tuner_hyperparameters():
 
 # -- parse_hp_options ---------------------------------------------------------
 
+
 def test_parse_hp_options_forms():
-    assert parse_hp_options(["learning_rate=2e-5", "batch_size=8, 16",
-                             " clipnorm = 0.5:2 "]) == {
-        "learning_rate": ["2e-5"], "batch_size": ["8", "16"],
-        "clipnorm": ("0.5", "2", "range")}
+    assert parse_hp_options(["learning_rate=2e-5", "batch_size=8, 16", " clipnorm = 0.5:2 "]) == {
+        "learning_rate": ["2e-5"],
+        "batch_size": ["8", "16"],
+        "clipnorm": ("0.5", "2", "range"),
+    }
     assert parse_hp_options([]) == {}
 
 
@@ -135,28 +141,52 @@ def test_overrides_do_not_change_the_declared_space():
     assert tuple(p.name for p in SEARCH_SPACE) == PARAM_NAMES
 
 
+def test_summary_is_the_string_a_resume_compares():
+    """search_config.json keeps it and a resume compares it: it must not change."""
+    assert SearchSpace().summary() == (
+        "learning_rate=[1e-06, 0.0001] log; clipnorm=[0.1, 10] log; "
+        "clip_epsilon=[1e-07, 0.001] log; batch_size={8, 16, 32}; epochs=2; "
+        "loss='angular_mse'; scale=20.0; positive_threshold=0.99; mix_weight=1.0; "
+        "clipnorm_scope='variable'; train_embeddings=True; sparse_updates=True"
+    )
+    assert space_with("loss=in_batch_negatives,mixed", "scale=10:40").summary() == (
+        "learning_rate=[1e-06, 0.0001] log; clipnorm=[0.1, 10] log; "
+        "clip_epsilon=[1e-07, 0.001] log; batch_size={8, 16, 32}; epochs=2; "
+        "loss={in_batch_negatives, mixed}; scale=[10, 40]; positive_threshold=0.99; "
+        "mix_weight=1.0; clipnorm_scope='variable'; train_embeddings=True; "
+        "sparse_updates=True"
+    )
+
+
 # -- bad input ----------------------------------------------------------------
 
-@pytest.mark.parametrize("option, message", [
-    ("lr=1e-5", r"unknown hyperparameter 'lr'\. Known: learning_rate, clipnorm, "
-                 r"clip_epsilon, batch_size, epochs, loss"),
-    ("batch_size=abc", r"batch_size: 'abc' is not a valid int \(default is 16\)"),
-    ("batch_size=8.5", r"batch_size: '8\.5' is not a valid int"),
-    ("batch_size=8,", r"batch_size: '' is not a valid int"),
-    ("learning_rate=nan", r"learning_rate: 'nan' is not a valid float"),
-    ("learning_rate=inf", r"learning_rate: 'inf' is not a valid float"),
-    ("learning_rate=1e-4:1e-6", r"learning_rate=1e-4:1e-6: need min < max and min > 0 \(log"),
-    ("learning_rate=1e-5:1e-5", r"need min < max"),
-    ("learning_rate=0:1e-5", r"--hp learning_rate=0: must be > 0"),
-    ("learning_rate=1e-6:", r"learning_rate: '' is not a valid float"),
-    ("batch_size=8:32", r"give a list of values, e\.g\. --hp batch_size=8,16,32"),
-    ("batch_size=0", r"--hp batch_size=0: must be >= 1"),
-    ("clip_epsilon=2", r"--hp clip_epsilon=2: must be > 0 and <= 1"),
-    ("positive_threshold=1.5", r"must be >= 0 and <= 1"),
-    ("epochs=0", r"--hp epochs=0: must be >= 1"),
-    ("loss=1:3", r"a range needs a numeric parameter"),
-    ("loss=hinge", r"'hinge' is not one of angular_mse, cosent, in_batch_negatives, mixed"),
-])
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (
+            "lr=1e-5",
+            r"unknown hyperparameter 'lr'\. Known: learning_rate, clipnorm, "
+            r"clip_epsilon, batch_size, epochs, loss",
+        ),
+        ("batch_size=abc", r"batch_size: 'abc' is not a valid int \(default is 16\)"),
+        ("batch_size=8.5", r"batch_size: '8\.5' is not a valid int"),
+        ("batch_size=8,", r"batch_size: '' is not a valid int"),
+        ("learning_rate=nan", r"learning_rate: 'nan' is not a valid float"),
+        ("learning_rate=inf", r"learning_rate: 'inf' is not a valid float"),
+        ("learning_rate=1e-4:1e-6", r"learning_rate=1e-4:1e-6: need min < max and min > 0 \(log"),
+        ("learning_rate=1e-5:1e-5", r"need min < max"),
+        ("learning_rate=0:1e-5", r"--hp learning_rate=0: must be > 0"),
+        ("learning_rate=1e-6:", r"learning_rate: '' is not a valid float"),
+        ("batch_size=8:32", r"give a list of values, e\.g\. --hp batch_size=8,16,32"),
+        ("batch_size=0", r"--hp batch_size=0: must be >= 1"),
+        ("clip_epsilon=2", r"--hp clip_epsilon=2: must be > 0 and <= 1"),
+        ("positive_threshold=1.5", r"must be >= 0 and <= 1"),
+        ("epochs=0", r"--hp epochs=0: must be >= 1"),
+        ("loss=1:3", r"a range needs a numeric parameter"),
+        ("loss=hinge", r"'hinge' is not one of angular_mse, cosent, in_batch_negatives, mixed"),
+    ],
+)
 def test_bad_override_values_are_user_errors(option, message):
     with pytest.raises(UserError, match=message):
         space_with(option)
@@ -164,18 +194,25 @@ def test_bad_override_values_are_user_errors(option, message):
 
 @pytest.mark.parametrize("option", ["=5", "learning_rate", "learning_rate=", " = "])
 def test_malformed_options_are_user_errors(option):
-    with pytest.raises(UserError, match=r"expected NAME=VALUE, NAME=V1,V2 or NAME=MIN:MAX, "
-                                        r"e\.g\. --hp learning_rate=2e-5"):
+    with pytest.raises(
+        UserError,
+        match=r"expected NAME=VALUE, NAME=V1,V2 or NAME=MIN:MAX, "
+        r"e\.g\. --hp learning_rate=2e-5",
+    ):
         parse_hp_options([option])
 
 
 # -- --hp-file ----------------------------------------------------------------
 
+
 def test_hp_file_invalid_yaml(tmp_path):
     path = tmp_path / "hp.yaml"
     path.write_text("learning_rate: [1e-5, 2e-5\nbatch_size: 8\n")
-    with pytest.raises(UserError, match=r"(?s)--hp-file: '.*hp\.yaml' is not valid YAML/JSON: "
-                                        r".*line 2"):
+    with pytest.raises(
+        UserError,
+        match=r"(?s)--hp-file: '.*hp\.yaml' is not valid YAML/JSON: "
+        r".*line 2",
+    ):
         load_hp_file(path)
 
 
@@ -189,8 +226,11 @@ def test_hp_file_invalid_json(tmp_path):
 def test_hp_file_that_is_a_list(tmp_path):
     path = tmp_path / "hp.yaml"
     path.write_text("- learning_rate=1e-5\n- batch_size=8\n")
-    with pytest.raises(UserError, match=r"must map hyperparameter names to a value, a list of "
-                                        r"values, or \{min: \.\., max: \.\.\}"):
+    with pytest.raises(
+        UserError,
+        match=r"must map hyperparameter names to a value, a list of "
+        r"values, or \{min: \.\., max: \.\.\}",
+    ):
         load_hp_file(path)
 
 
@@ -201,8 +241,15 @@ def test_hp_file_missing(tmp_path):
 
 def test_hp_file_json_with_ranges(tmp_path):
     path = tmp_path / "hp.json"
-    path.write_text(json.dumps({"learning_rate": {"min": 1e-6, "max": 1e-5},
-                                "clipnorm": {"min": "0.5", "max": "2"}, "epochs": 3}))
+    path.write_text(
+        json.dumps(
+            {
+                "learning_rate": {"min": 1e-6, "max": 1e-5},
+                "clipnorm": {"min": "0.5", "max": "2"},
+                "epochs": 3,
+            }
+        )
+    )
     hps = kt_space(SearchSpace().with_overrides(load_hp_file(path)))
     lr, clip = hps["learning_rate"], hps["clipnorm"]
     assert (lr.min_value, lr.max_value, lr.sampling) == (1e-6, 1e-5, "log")
@@ -214,8 +261,9 @@ def test_hp_file_json_with_ranges(tmp_path):
 def test_hp_file_yaml_with_a_list_and_a_range(tmp_path):
     # PyYAML reads "1e-6" (no dot) as a string; the space coerces it.
     path = tmp_path / "hp.yml"
-    path.write_text("batch_size: [8, 32]\nlearning_rate: {min: 1e-6, max: 1e-5}\n"
-                    "clip_epsilon: 1e-5\n")
+    path.write_text(
+        "batch_size: [8, 32]\nlearning_rate: {min: 1e-6, max: 1e-5}\nclip_epsilon: 1e-5\n"
+    )
     hps = kt_space(SearchSpace().with_overrides(load_hp_file(path)))
     assert isinstance(hps["batch_size"], kt.engine.hyperparameters.Choice)
     assert list(hps["batch_size"].values) == [8, 32]
@@ -223,8 +271,9 @@ def test_hp_file_yaml_with_a_list_and_a_range(tmp_path):
     assert hps["clip_epsilon"].value == 1e-5
 
 
-@pytest.mark.parametrize("spec", [{"min": 1e-6}, {"min": 1e-6, "max": 1e-5, "step": 10},
-                                  {"low": 1e-6, "high": 1e-5}])
+@pytest.mark.parametrize(
+    "spec", [{"min": 1e-6}, {"min": 1e-6, "max": 1e-5, "step": 10}, {"low": 1e-6, "high": 1e-5}]
+)
 def test_hp_file_bad_range_keys(tmp_path, spec):
     path = tmp_path / "hp.json"
     path.write_text(json.dumps({"learning_rate": spec}))
@@ -239,11 +288,14 @@ def test_hp_file_empty_list(tmp_path):
         SearchSpace().with_overrides(load_hp_file(path))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--hp", "lr=1e-5"], "unknown hyperparameter 'lr'"),
-    (["--hp", "learning_rate"], "expected NAME=VALUE"),
-    (["--hp-file", "{bad}"], "is not valid YAML/JSON"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--hp", "lr=1e-5"], "unknown hyperparameter 'lr'"),
+        (["--hp", "learning_rate"], "expected NAME=VALUE"),
+        (["--hp-file", "{bad}"], "is not valid YAML/JSON"),
+    ],
+)
 def test_search_cli_rejects_bad_overrides_before_any_work(tmp_path, args, message):
     bad = tmp_path / "bad.yaml"
     bad.write_text("a: [1,\n")
@@ -257,6 +309,7 @@ def test_search_cli_rejects_bad_overrides_before_any_work(tmp_path, args, messag
 
 
 # -- grid search --------------------------------------------------------------
+
 
 def test_grid_variant_gives_log_steps():
     hps = kt_space(SearchSpace(), grid=True)
@@ -290,30 +343,44 @@ def test_grid_oracle_enumerates_a_small_grid_and_stops(tmp_path):
 def test_grid_oracle_over_the_whole_default_space_is_3_to_the_4(tmp_path):
     oracle = make("grid", SearchSpace(), tmp_path, max_trials=1000)
     seen = run_trials(oracle, limit=1000)
-    combos = {tuple(round(math.log10(v[name]), 6) for name in
-                    ("learning_rate", "clipnorm", "clip_epsilon")) + (v["batch_size"],)
-              for v in seen}
+    combos = {
+        tuple(
+            round(math.log10(v[name]), 6) for name in ("learning_rate", "clipnorm", "clip_epsilon")
+        )
+        + (v["batch_size"],)
+        for v in seen
+    }
     assert len(seen) == len(combos) == 3 * 3 * 3 * 3
 
 
 def test_grid_on_a_narrowed_range(tmp_path):
-    space = space_with("learning_rate=1e-6:1e-5", "clipnorm=1", "clip_epsilon=1e-5",
-                       "batch_size=8")
+    space = space_with("learning_rate=1e-6:1e-5", "clipnorm=1", "clip_epsilon=1e-5", "batch_size=8")
     seen = run_trials(make("grid", space, tmp_path), limit=20)
     assert sorted(v["learning_rate"] for v in seen) == pytest.approx([1e-6, 1e-5], rel=1e-9)
 
 
 # -- make_oracle ----------------------------------------------------------------
 
-@pytest.mark.parametrize("kind, cls", [
-    ("random", kt.oracles.RandomSearchOracle),
-    pytest.param("bayesian", kt.oracles.BayesianOptimizationOracle, marks=pytest.mark.xfail(
-        importlib.util.find_spec("sklearn") is None, strict=True, raises=ImportError,
-        reason="KerasTuner's Bayesian oracle needs scikit-learn, which setup.cfg does not "
-               "require (--tuner bayesian crashes)")),
-    ("grid", kt.oracles.GridSearchOracle),
-    ("hyperband", kt.oracles.HyperbandOracle),
-])
+
+@pytest.mark.parametrize(
+    "kind, cls",
+    [
+        ("random", kt.oracles.RandomSearchOracle),
+        pytest.param(
+            "bayesian",
+            kt.oracles.BayesianOptimizationOracle,
+            marks=pytest.mark.xfail(
+                importlib.util.find_spec("sklearn") is None,
+                strict=True,
+                raises=ImportError,
+                reason="KerasTuner's Bayesian oracle needs scikit-learn, which setup.cfg does not "
+                "require (--tuner bayesian crashes)",
+            ),
+        ),
+        ("grid", kt.oracles.GridSearchOracle),
+        ("hyperband", kt.oracles.HyperbandOracle),
+    ],
+)
 def test_make_oracle_kinds(kind, cls, tmp_path):
     oracle = make(kind, SearchSpace(), tmp_path)
     assert type(oracle) is cls
@@ -330,8 +397,14 @@ def test_make_oracle_kinds(kind, cls, tmp_path):
 def test_make_oracle_unknown_kind():
     assert TUNERS == ("random", "bayesian", "hyperband", "grid")
     with pytest.raises(ValueError, match="unknown tuner 'annealing'"):
-        make_oracle("annealing", SearchSpace(), max_trials=1, max_epochs=1, seed=0,
-                    max_consecutive_failures=1)
+        make_oracle(
+            "annealing",
+            SearchSpace(),
+            max_trials=1,
+            max_epochs=1,
+            seed=0,
+            max_consecutive_failures=1,
+        )
 
 
 def test_random_oracle_respects_fixed_and_range_overrides(tmp_path):

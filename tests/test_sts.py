@@ -35,8 +35,16 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "cache"
     monkeypatch.setenv("DOMAINTUNE_CACHE", str(cache))
     monkeypatch.setenv("DOMAINTUNE_STS_URL", f"http://127.0.0.1:{_closed_port()}/none.tar.gz")
-    for name in ("DOMAINTUNE_STS_DIR", "DOMAINTUNE_STS_MD5", "http_proxy", "HTTP_PROXY",
-                 "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+    for name in (
+        "DOMAINTUNE_STS_DIR",
+        "DOMAINTUNE_STS_MD5",
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ):
         monkeypatch.delenv(name, raising=False)
     return cache
 
@@ -79,7 +87,8 @@ class _Server:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/Stsbenchmark.tar.gz"
         self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:
@@ -107,6 +116,7 @@ def serve(monkeypatch: pytest.MonkeyPatch):
 
 # --- the real data ----------------------------------------------------------------
 
+
 def test_real_dev_and_train() -> None:
     real_sts = shared_path("stsbenchmark")
     dev = parse_sts_file(real_sts / "sts-dev.csv")
@@ -119,6 +129,7 @@ def test_real_dev_and_train() -> None:
 
 
 # --- parsing and path specs -------------------------------------------------------
+
 
 def test_parse_extra_fields_and_quotes(tmp_path: Path) -> None:
     csv_file = tmp_path / "pairs.csv"
@@ -158,11 +169,14 @@ def test_missing_explicit_path_is_an_error_even_if_optional(tmp_path: Path) -> N
         assert str(missing) in str(err.value) and "--sts PATH" in str(err.value)
 
 
-@pytest.mark.parametrize("bad_line, problem", [
-    ("main\tx\t2012\t0001\t3.0\tonly one sentence", "found 6"),
-    ("main\tx\t2012\t0001\tabc\ts1\ts2", "not a number"),
-    ("main\tx\t2012\t0001\t5.5\ts1\ts2", "outside 0..5"),
-])
+@pytest.mark.parametrize(
+    "bad_line, problem",
+    [
+        ("main\tx\t2012\t0001\t3.0\tonly one sentence", "found 6"),
+        ("main\tx\t2012\t0001\tabc\ts1\ts2", "not a number"),
+        ("main\tx\t2012\t0001\t5.5\ts1\ts2", "outside 0..5"),
+    ],
+)
 def test_malformed_line_names_file_and_line(tmp_path: Path, bad_line: str, problem: str) -> None:
     csv_file = tmp_path / "sts-dev.csv"
     csv_file.write_text(LINES[0] + "\n" + LINES[1] + "\n" + bad_line + "\n", encoding="utf-8")
@@ -189,6 +203,7 @@ def test_archive_spec_is_extracted_into_cache(tmp_path: Path, _isolated_env: Pat
 
 # --- download, checksum, safe extraction ------------------------------------------
 
+
 def test_download_verifies_parses_then_uses_cache(serve, _isolated_env: Path) -> None:
     server = serve(_targz({"stsbenchmark/sts-dev.csv": SAMPLE, "stsbenchmark/LICENSE.txt": "x"}))
     first = load_sts("auto")
@@ -212,8 +227,9 @@ def test_bad_checksum_leaves_nothing(serve, _isolated_env: Path) -> None:
 
 
 @pytest.mark.parametrize("evil", ["../evil.csv", "stsbenchmark/../../evil.csv", "ABS"])
-def test_escaping_members_are_refused(serve, tmp_path: Path, _isolated_env: Path,
-                                      evil: str) -> None:
+def test_escaping_members_are_refused(
+    serve, tmp_path: Path, _isolated_env: Path, evil: str
+) -> None:
     target = tmp_path / "evil.csv"
     name = str(tmp_path / "abs_evil.csv") if evil == "ABS" else evil
     payload = _targz({"stsbenchmark/sts-dev.csv": SAMPLE, name: "pwned"})

@@ -41,13 +41,23 @@ METRICS = ["objective", "val_loss", "sts_pearson"]
 
 TRIALS = {
     "trial_0000": {
-        "hparams": {"learning_rate": 1e-4, "dense_units": 128, "pooling": "mean",
-                    "margin": 0.5, "freeze_encoder": False},
+        "hparams": {
+            "learning_rate": 1e-4,
+            "dense_units": 128,
+            "pooling": "mean",
+            "margin": 0.5,
+            "freeze_encoder": False,
+        },
         "final": {"objective": 0.61, "val_loss": 0.30, "sts_pearson": 0.80},
     },
     "trial_0001": {
-        "hparams": {"learning_rate": np.float64(3e-5), "dense_units": np.int64(0),
-                    "pooling": "cls", "margin": 1.0, "freeze_encoder": True},
+        "hparams": {
+            "learning_rate": np.float64(3e-5),
+            "dense_units": np.int64(0),
+            "pooling": "cls",
+            "margin": 1.0,
+            "freeze_encoder": True,
+        },
         "final": {"objective": 0.55, "val_loss": 0.40, "sts_pearson": 0.75},
     },
 }
@@ -55,8 +65,13 @@ TRIALS = {
 
 def epoch_metrics(trial_index: int, epoch: int) -> dict[str, float]:
     loss = 1.0 / (epoch + 1) + trial_index
-    return {"loss": loss, "val_loss": loss + 0.1, "mae": loss / 2, "val_mae": loss / 2 + 0.05,
-            "sts_pearson": 0.5 + 0.1 * epoch}
+    return {
+        "loss": loss,
+        "val_loss": loss + 0.1,
+        "mae": loss / 2,
+        "val_mae": loss / 2 + 0.05,
+        "sts_pearson": 0.5 + 0.1 * epoch,
+    }
 
 
 def accumulator(path: Path) -> ea.EventAccumulator:
@@ -106,8 +121,9 @@ def test_epoch_and_final_scalars(logdir):
     s0 = read_scalars(logdir / "trial_0000")
     assert {"loss", "val_loss", "mae", "val_mae", "sts_pearson", "objective"} <= set(s0)
     assert [step for step, _ in s0["loss"]] == [0, 1, 2]
-    np.testing.assert_allclose([v for _, v in s0["loss"]],
-                               [epoch_metrics(0, e)["loss"] for e in range(3)], rtol=1e-6)
+    np.testing.assert_allclose(
+        [v for _, v in s0["loss"]], [epoch_metrics(0, e)["loss"] for e in range(3)], rtol=1e-6
+    )
     assert s0["objective"] == [(3, pytest.approx(0.61, rel=1e-6))]
     # val_loss: per-epoch values, then the final value at step 3.
     assert [step for step, _ in s0["val_loss"]] == [0, 1, 2, 3]
@@ -116,8 +132,9 @@ def test_epoch_and_final_scalars(logdir):
 
     s1 = read_scalars(logdir / "trial_0001")  # both event files are read
     assert [step for step, _ in s1["loss"]] == [0, 1, 2, 3]
-    np.testing.assert_allclose([v for _, v in s1["loss"]],
-                               [epoch_metrics(1, e)["loss"] for e in range(4)], rtol=1e-6)
+    np.testing.assert_allclose(
+        [v for _, v in s1["loss"]], [epoch_metrics(1, e)["loss"] for e in range(4)], rtol=1e-6
+    )
     assert s1["sts_pearson"][-1] == (4, pytest.approx(0.75, rel=1e-6))
 
 
@@ -145,10 +162,18 @@ def test_experiment_config_at_root(logdir):
     assert lr.domain_interval.min_value == pytest.approx(1e-5)
     assert lr.domain_interval.max_value == pytest.approx(1e-3)
     assert infos["dense_units"].domain_interval.max_value == 512
-    assert list(infos["pooling"].domain_discrete.values) and \
-        sorted(v.string_value for v in infos["pooling"].domain_discrete.values) == ["cls", "mean"]
-    assert sorted(v.number_value for v in infos["margin"].domain_discrete.values) == [0.25, 0.5, 1.0]
-    assert sorted(v.bool_value for v in infos["freeze_encoder"].domain_discrete.values) == [False, True]
+    assert list(infos["pooling"].domain_discrete.values) and sorted(
+        v.string_value for v in infos["pooling"].domain_discrete.values
+    ) == ["cls", "mean"]
+    assert sorted(v.number_value for v in infos["margin"].domain_discrete.values) == [
+        0.25,
+        0.5,
+        1.0,
+    ]
+    assert sorted(v.bool_value for v in infos["freeze_encoder"].domain_discrete.values) == [
+        False,
+        True,
+    ]
     assert [m.name.tag for m in data.experiment.metric_infos] == METRICS
 
 
@@ -167,7 +192,9 @@ def test_session_start_per_trial(logdir):
         assert info.group_name == trial_id
         hp = info.hparams
         assert set(hp) == set(trial["hparams"])
-        assert hp["learning_rate"].number_value == pytest.approx(float(trial["hparams"]["learning_rate"]))
+        assert hp["learning_rate"].number_value == pytest.approx(
+            float(trial["hparams"]["learning_rate"])
+        )
         assert hp["dense_units"].number_value == int(trial["hparams"]["dense_units"])
         assert hp["pooling"].string_value == trial["hparams"]["pooling"]
         assert hp["margin"].number_value == trial["hparams"]["margin"]
@@ -226,7 +253,9 @@ def test_launch_tensorboard_serves_runs(logdir):
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code, str(logdir)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
         start_new_session=True,
         # As from a terminal: a suite started in the background (`&`) passes
         # SIGINT on ignored, and the child would never see the Ctrl-C.

@@ -15,8 +15,8 @@ import pytest
 
 from domaintune import tf_runtime
 from domaintune.data.pairs import load_pairs, sample_path
-from domaintune.models.siamese import build_model, graph_key, pair_dataset
 from domaintune.models import weights_io
+from domaintune.models.siamese import build_model, pair_dataset
 from domaintune.models.trainable_encoder import TrainableEncoder
 from domaintune.search.space import SearchSpace
 from domaintune.search.tuner import _changed_rows, _RestoreBestEpoch
@@ -30,9 +30,8 @@ SECOND = {"learning_rate": 1e-2, "clipnorm": 0.05, "clip_epsilon": 1e-2}
 
 def _model(encoder: TrainableEncoder, values: dict):
     space = SearchSpace().with_overrides({k: [v] for k, v in values.items()})
-    hp = kt.HyperParameters()
-    model = build_model(hp, encoder.keras_layer(trainable=True), space)
-    return model, space.declare(hp)
+    values = space.declare(kt.HyperParameters())
+    return build_model(values, encoder.keras_layer(trainable=True)), values
 
 
 def _train(model, pairs, seed: int):
@@ -63,9 +62,14 @@ def test_reused_model_trains_exactly_like_a_fresh_one(tiny_model_dir, pairs):
     for now, then in zip(_weights(encoder), base):
         assert np.array_equal(now, then)
     _, second_values = _model(encoder, SECOND)
+    graph_key = SearchSpace().graph_key
     assert graph_key(second_values) == graph_key({**second_values, **FIRST})
-    for shaping in ({"loss": "cosent"}, {"clipnorm_scope": "global"},
-                    {"sparse_updates": False}, {"train_embeddings": False}):
+    for shaping in (
+        {"loss": "cosent"},
+        {"clipnorm_scope": "global"},
+        {"sparse_updates": False},
+        {"train_embeddings": False},
+    ):
         assert graph_key({**second_values, **shaping}) != graph_key(second_values)
     model.start_trial(second_values)
     assert float(model.optimizer.learning_rate) == pytest.approx(SECOND["learning_rate"])
@@ -130,8 +134,7 @@ def test_restore_best_epoch_by_changed_rows(tiny_model_dir, pairs):
     them back (with the base elsewhere) gives the best epoch's weights."""
     encoder = TrainableEncoder(tiny_model_dir)
     model, _ = _model(encoder, FIRST)
-    model.fit(pair_dataset(pairs.subset(range(48)), 16, shuffle=True, seed=3), epochs=1,
-              verbose=0)
+    model.fit(pair_dataset(pairs.subset(range(48)), 16, shuffle=True, seed=3), epochs=1, verbose=0)
     changed = _changed_rows(model)
     callback = _RestoreBestEpoch(encoder, last_epoch=2, changed_rows=changed)
     callback.set_model(model)
@@ -139,8 +142,9 @@ def test_restore_best_epoch_by_changed_rows(tiny_model_dir, pairs):
     best = _weights(encoder)
     table_rows, table_copy = encoder._snapshot[0]
     assert table_copy.shape[0] == len(table_rows) < 512  # rows, not the table
-    model.fit(pair_dataset(pairs.subset(range(48, 96)), 16, shuffle=True, seed=4),
-              epochs=1, verbose=0)
+    model.fit(
+        pair_dataset(pairs.subset(range(48, 96)), 16, shuffle=True, seed=4), epochs=1, verbose=0
+    )
     later = set(np.asarray(changed(encoder.variables[0])))
     assert later - set(table_rows)  # the second epoch moved rows the copy lacks
     assert not np.array_equal(encoder.variables[0].numpy(), best[0])
@@ -152,9 +156,11 @@ def test_restore_best_epoch_by_changed_rows(tiny_model_dir, pairs):
 def _variables():
     rng = np.random.default_rng(0)
     rows = 2 * weights_io.CHUNK_ROWS + 5  # streamed: more than one chunk
-    return [tf.Variable(rng.normal(size=(rows, 64)).astype(np.float32)),
-            tf.Variable(rng.normal(size=(3, 3)).astype(np.float32)),
-            tf.Variable(np.float32(2.5))]
+    return [
+        tf.Variable(rng.normal(size=(rows, 64)).astype(np.float32)),
+        tf.Variable(rng.normal(size=(3, 3)).astype(np.float32)),
+        tf.Variable(np.float32(2.5)),
+    ]
 
 
 def test_npz_checkpoints_stream_big_variables_and_numpy_reads_them(tmp_path):

@@ -36,11 +36,29 @@ MULTILINGUAL = [
 ]
 JOB_WORDS = {
     "en": ["data scientist", "software engineer", "registered nurse", "accountant", "truck driver"],
-    "de": ["Datenwissenschaftler", "Softwareentwickler", "Krankenpfleger", "Buchhalter", "LKW-Fahrer"],
-    "fr": ["scientifique des données", "ingénieur logiciel", "infirmier", "comptable", "chauffeur routier"],
+    "de": [
+        "Datenwissenschaftler",
+        "Softwareentwickler",
+        "Krankenpfleger",
+        "Buchhalter",
+        "LKW-Fahrer",
+    ],
+    "fr": [
+        "scientifique des données",
+        "ingénieur logiciel",
+        "infirmier",
+        "comptable",
+        "chauffeur routier",
+    ],
     "es": ["científico de datos", "ingeniero de software", "enfermero", "contable", "camionero"],
     "zh": ["数据科学家", "软件工程师", "注册护士", "会计师", "卡车司机"],
-    "ru": ["специалист по данным", "инженер-программист", "медсестра", "бухгалтер", "водитель грузовика"],
+    "ru": [
+        "специалист по данным",
+        "инженер-программист",
+        "медсестра",
+        "бухгалтер",
+        "водитель грузовика",
+    ],
 }
 TEMPLATES = {
     "en": ["I work as a {}.", "We are hiring a {} in Berlin.", "{}"],
@@ -72,14 +90,32 @@ def test_parity_with_numpy_reference(use_m3_layer, numpy_use):
     ours = use_m3_layer(tf.constant(sentences)).numpy()
     reference = numpy_use.encode(sentences)
     cosines = np.einsum("ij,ij->i", ours, reference) / (
-        np.linalg.norm(ours, axis=1) * np.linalg.norm(reference, axis=1))
+        np.linalg.norm(ours, axis=1) * np.linalg.norm(reference, axis=1)
+    )
     assert cosines.min() >= 0.9999, sentences[int(cosines.argmin())]
 
 
-@pytest.mark.parametrize("batch", [
-    [""], ["   \t "], ["x" * 10_000], ["🙂🚀 emoji only 👩‍⚕️"], ["Mixed 混合 смешанный مختلط"],
-    ["a"], ["job title"] * 1000,
-], ids=["empty", "whitespace", "10k-chars", "emoji", "mixed-scripts", "batch-of-1", "batch-of-1000"])
+@pytest.mark.parametrize(
+    "batch",
+    [
+        [""],
+        ["   \t "],
+        ["x" * 10_000],
+        ["🙂🚀 emoji only 👩‍⚕️"],
+        ["Mixed 混合 смешанный مختلط"],
+        ["a"],
+        ["job title"] * 1000,
+    ],
+    ids=[
+        "empty",
+        "whitespace",
+        "10k-chars",
+        "emoji",
+        "mixed-scripts",
+        "batch-of-1",
+        "batch-of-1000",
+    ],
+)
 def test_edge_inputs_give_finite_unit_vectors(use_m3_layer, batch):
     tf = tf_runtime.load().tf
     out = use_m3_layer(tf.constant(batch)).numpy()
@@ -129,6 +165,7 @@ def test_cache_is_reused_then_rebuilt_when_truncated(use_m3_dir, tmp_path):
     assert next(copy.glob("variables/variables.data-*")).stat().st_size == size
     rebuilt_files = json.loads((copy / resolver.MANIFEST).read_text())["files"]
     original_files = json.loads(manifest)["files"]
+
     # The graph files embed per-save ids; the variables must match exactly.
     def variables_only(files):
         return {k: v for k, v in files.items() if k.startswith("variables/")}

@@ -12,8 +12,9 @@ from pathlib import Path
 from domaintune import tf_runtime
 
 
-def build_tiny_saved_model(out_dir: Path, buckets: int = 512, dim: int = 16, seed: int = 0,
-                           lowercase: bool = True) -> Path:
+def build_tiny_saved_model(
+    out_dir: Path, buckets: int = 512, dim: int = 16, seed: int = 0, lowercase: bool = True
+) -> Path:
     """``lowercase=False`` makes it case-sensitive, as USE-m3 is."""
     tf = tf_runtime.load().tf
 

@@ -71,13 +71,14 @@ def gender_forms(text: str) -> list[str]:
     suffix = right[1:] if right.startswith("-") else right
     if suffix.isalpha() and (right.startswith("-") or (len(right) <= 3 and right.islower())):
         forms = [left, left + suffix]  # Lehrer/-in, Dozent/in
-        return [" ".join(words[:i] + [f] + words[i + 1:]) for f in forms]
-    first, second = words[:i] + [left], [right] + words[i + 1:]
-    if len(first) == len(second) and all(a == b or _gender_like(a, b)
-                                         for a, b in zip(first, second)):
+        return [" ".join(words[:i] + [f] + words[i + 1 :]) for f in forms]
+    first, second = words[:i] + [left], [right] + words[i + 1 :]
+    if len(first) == len(second) and all(
+        a == b or _gender_like(a, b) for a, b in zip(first, second)
+    ):
         return [" ".join(first), " ".join(second)]  # whole phrases
     if _gender_like(left, right):
-        return [" ".join(words[:i] + [f] + words[i + 1:]) for f in (left, right)]
+        return [" ".join(words[:i] + [f] + words[i + 1 :]) for f in (left, right)]
     return []
 
 
@@ -112,8 +113,9 @@ def surface_variants(text: str, kinds: Sequence[str] = KINDS) -> list[tuple[str,
     return list(variants.items())
 
 
-def augmented_pairs(texts: Iterable[str], kinds: Sequence[str] = KINDS
-                    ) -> tuple[list[tuple[str, str, str]], Counter]:
+def augmented_pairs(
+    texts: Iterable[str], kinds: Sequence[str] = KINDS
+) -> tuple[list[tuple[str, str, str]], Counter]:
     """``(variant, text, kind)`` for every distinct text, and the count per kind.
 
     A variant that is itself one of ``texts`` is skipped: the data already

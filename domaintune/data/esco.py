@@ -16,11 +16,9 @@ a unit-group sibling's preferred label, for same-concept rows.
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import io
-import os
 import re
-import tempfile
 import textwrap
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from domaintune._io import atomic_path, csv_records, read_utf8
 from domaintune.errors import UserError
 
 OCCUPATION_COLUMNS = ("conceptUri", "iscoGroup", "preferredLabel", "altLabels", "description")
@@ -45,6 +44,7 @@ _NEG_ATTEMPTS = 100  # rejection-sampling tries per negative; then it counts as 
 @dataclass(frozen=True)
 class Labels:
     """One occupation's texts in one language (whitespace-normalised)."""
+
     preferred: str
     alt: tuple[str, ...]
     description: str
@@ -53,17 +53,22 @@ class Labels:
 @dataclass(frozen=True)
 class Occupation:
     """An ESCO occupation, joined across language exports on ``conceptUri``."""
+
     uri: str
     isco_group: str  # 4 digits
     labels: Mapping[str, Labels]  # language -> texts, sorted by language
 
 
-IscoGroup = NamedTuple("IscoGroup", [("uri", str), ("code", str), ("label", str)])  # a row of ISCOGroups
+class IscoGroup(NamedTuple):
+    uri: str
+    code: str
+    label: str  # a row of ISCOGroups
 
 
 @dataclass(frozen=True)
 class PairScores:
     """Angular similarity per relation (see the module docstring)."""
+
     same_concept: float = 1.0
     unit_group: float = 0.75
     minor_group: float = 0.65
@@ -72,16 +77,27 @@ class PairScores:
     negative: float = 0.5
 
     def __post_init__(self) -> None:
-        chain = [self.same_concept, self.unit_group, self.minor_group, self.sub_major_group, self.negative]
-        if chain != sorted(chain, reverse=True) or not all(0.0 <= v <= 1.0 for v in vars(self).values()):
+        chain = [
+            self.same_concept,
+            self.unit_group,
+            self.minor_group,
+            self.sub_major_group,
+            self.negative,
+        ]
+        if chain != sorted(chain, reverse=True) or not all(
+            0.0 <= v <= 1.0 for v in vars(self).values()
+        ):
             got = ", ".join(f"{k}={v:g}" for k, v in vars(self).items())
-            raise UserError(f"Scores must lie in [0, 1] and not increase as relations get looser (same-concept >= "
-                            f"same-group >= minor-group >= sub-major-group >= negative); got {got}.")
+            raise UserError(
+                f"Scores must lie in [0, 1] and not increase as relations get looser (same-concept >= "
+                f"same-group >= minor-group >= sub-major-group >= negative); got {got}."
+            )
 
 
 @dataclass(frozen=True)
 class PairRow:
     """One output row plus the conceptUris of its texts (for audits and tests)."""
+
     base: str
     ref: str
     similarity: float
@@ -97,6 +113,7 @@ class PairRow:
 @dataclass
 class BuildResult:
     """The pairs of both sides of the split and what was dropped on the way."""
+
     train: list[PairRow]
     holdout: list[PairRow]
     heldout_uris: frozenset[str]
@@ -113,38 +130,39 @@ def _lang_of(path: Path, index: int) -> str:
     return m.group(1).lower().replace("_", "-") if m else "xx" if index == 0 else f"xx{index + 1}"
 
 
-def _read_csv(path: Path, required: Sequence[str], what: str) -> Iterator[tuple[int, dict[str, str]]]:
+def _read_csv(
+    path: Path, required: Sequence[str], what: str
+) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line, row) of a strict UTF-8 CSV with a header; every problem is a UserError."""
     try:
-        data = path.read_bytes()
+        text = read_utf8(
+            path,
+            if_empty=f"Export the {what} table from ESCO again, as CSV.",
+            fix="Download the export again or re-save it as UTF-8.",
+        )
     except OSError as err:
-        raise UserError(f"{path}: cannot read the {what} file ({err.strerror or err}); check the path.") from None
-    if not data.strip():
-        raise UserError(f"{path}: the file is empty. Export the {what} table from ESCO again, as CSV.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise UserError(f"{path}, line {line}: not valid UTF-8 (byte 0x{data[err.start]:02x}). "
-                        "Download the export again or re-save it as UTF-8.") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    start, n_rows = 2, 0
-    try:
-        header = [h.strip() for h in next(reader)]  # ESCO headers are one line
-        if missing := [c for c in required if c not in header]:
-            raise UserError(f"{path}, line 1: missing column(s) {', '.join(missing)} (found: {', '.join(header)}). "
-                            f"Pass an ESCO {what} CSV export, with the columns {', '.join(required)}.")
-        for row in reader:
-            line, start = start, reader.line_num + 1  # a quoted field may span lines
-            if not any(f.strip() for f in row):
-                continue
-            if len(row) != len(header):  # e.g. a cut-off download
-                raise UserError(f"{path}, line {line}: {len(row)} fields where the header has {len(header)}. "
-                                "Check the quoting of that record.")
-            n_rows += 1
-            yield line, dict(zip(header, row))
-    except csv.Error as err:
-        raise UserError(f"{path}, line {start}: malformed CSV ({err}). Check the quoting there.") from None
+        raise UserError(
+            f"{path}: cannot read the {what} file ({err.strerror or err}); check the path."
+        ) from None
+    records = csv_records(path, text, fix="Check the quoting there.")
+    header = [h.strip() for h in next(records, (1, []))[1]]  # ESCO headers are one line
+    if missing := [c for c in required if c not in header]:
+        raise UserError(
+            f"{path}, line 1: missing column(s) {', '.join(missing)} (found: "
+            f"{', '.join(header)}). Pass an ESCO {what} CSV export, with the "
+            f"columns {', '.join(required)}."
+        )
+    n_rows = 0
+    for line, row in records:
+        if not any(f.strip() for f in row):
+            continue
+        if len(row) != len(header):  # e.g. a cut-off download
+            raise UserError(
+                f"{path}, line {line}: {len(row)} fields where the header has "
+                f"{len(header)}. Check the quoting of that record."
+            )
+        n_rows += 1
+        yield line, dict(zip(header, row))
     if not n_rows:
         raise UserError(f"{path}: no {what} rows, only a header. Export the full table from ESCO.")
 
@@ -165,32 +183,50 @@ def read_occupations(paths: Sequence[Path]) -> list[Occupation]:
     for index, path in enumerate(map(Path, paths)):
         lang = _lang_of(path, index)
         if lang in langs:
-            raise UserError(f"{path}: language '{lang}' is also given by {langs[lang]}. "
-                            "Pass one occupations_<lang>.csv per language.")
+            raise UserError(
+                f"{path}: language '{lang}' is also given by {langs[lang]}. "
+                "Pass one occupations_<lang>.csv per language."
+            )
         langs[lang] = path
         for line, row in _read_csv(path, OCCUPATION_COLUMNS, "occupations"):
-            uri, code, pref = row["conceptUri"].strip(), row["iscoGroup"].strip(), _clean(row["preferredLabel"])
+            uri, code, pref = (
+                row["conceptUri"].strip(),
+                row["iscoGroup"].strip(),
+                _clean(row["preferredLabel"]),
+            )
             where = f"{path}, line {line}"
             if not uri or not pref:
-                raise UserError(f"{where}: empty {'preferredLabel' if uri else 'conceptUri'}; "
-                                "fill it in or delete the row.")
+                raise UserError(
+                    f"{where}: empty {'preferredLabel' if uri else 'conceptUri'}; "
+                    "fill it in or delete the row."
+                )
             if not (len(code) == 4 and code.isdigit()):
-                raise UserError(f"{where}: iscoGroup {code!r} is not a 4-digit ISCO-08 unit group code; "
-                                "fix it or delete the row.")
+                raise UserError(
+                    f"{where}: iscoGroup {code!r} is not a 4-digit ISCO-08 unit group code; "
+                    "fix it or delete the row."
+                )
             if lang in labels[uri]:
-                raise UserError(f"{where}: {uri} already appears above in this file; delete one of the rows.")
+                raise UserError(
+                    f"{where}: {uri} already appears above in this file; delete one of the rows."
+                )
             if groups.setdefault(uri, (code, where))[0] != code:
-                raise UserError(f"{where}: {uri} has iscoGroup {code} but {groups[uri][0]} in "
-                                f"{groups[uri][1]}. Use exports of one ESCO version.")
-            alts = dict.fromkeys(a for a in map(_clean, row["altLabels"].splitlines()) if a and a != pref)
+                raise UserError(
+                    f"{where}: {uri} has iscoGroup {code} but {groups[uri][0]} in "
+                    f"{groups[uri][1]}. Use exports of one ESCO version."
+                )
+            alts = dict.fromkeys(
+                a for a in map(_clean, row["altLabels"].splitlines()) if a and a != pref
+            )
             labels[uri][lang] = Labels(pref, tuple(alts), _clean(row["description"]))
     return [Occupation(u, groups[u][0], dict(sorted(labels[u].items()))) for u in sorted(groups)]
 
 
 def read_isco_groups(path: Path) -> tuple[str, dict[str, IscoGroup]]:
     """Read an ESCO ``ISCOGroups_<lang>.csv``: ``(lang, code -> group)``; lang as for occupations."""
-    groups = (IscoGroup(row["conceptUri"].strip(), row["code"].strip(), _clean(row["preferredLabel"]))
-              for _, row in _read_csv(Path(path), ISCO_COLUMNS, "ISCO groups"))
+    groups = (
+        IscoGroup(row["conceptUri"].strip(), row["code"].strip(), _clean(row["preferredLabel"]))
+        for _, row in _read_csv(Path(path), ISCO_COLUMNS, "ISCO groups")
+    )
     return _lang_of(Path(path), 0), {g.code: g for g in groups}
 
 
@@ -200,11 +236,20 @@ def first_sentence(description: str, limit: int = 200) -> str:
     return (textwrap.shorten(text, limit, placeholder="") or text[:limit]).rstrip(" ,;:")
 
 
-def build_pairs(occupations: Sequence[Occupation], *, seed: int, scores: PairScores = PairScores(),
-                negatives_per_positive: int = 1, include_descriptions: bool = True,
-                graded_groups: bool = False, max_alt_labels: int | None = None,
-                holdout_fraction: float = 0.0, siblings_per_occupation: int = 3, cross_lang_alt_labels: int = 2,
-                isco_groups: tuple[str, Mapping[str, IscoGroup]] | None = None) -> BuildResult:
+def build_pairs(
+    occupations: Sequence[Occupation],
+    *,
+    seed: int,
+    scores: PairScores = PairScores(),
+    negatives_per_positive: int = 1,
+    include_descriptions: bool = True,
+    graded_groups: bool = False,
+    max_alt_labels: int | None = None,
+    holdout_fraction: float = 0.0,
+    siblings_per_occupation: int = 3,
+    cross_lang_alt_labels: int = 2,
+    isco_groups: tuple[str, Mapping[str, IscoGroup]] | None = None,
+) -> BuildResult:
     """Build scored pairs (module docstring), split by occupation; deterministic per ``seed``.
 
     ``holdout_fraction`` F holds out round(F * n) occupations: pairs of two held-out ones go to ``holdout``,
@@ -212,29 +257,54 @@ def build_pairs(occupations: Sequence[Occupation], *, seed: int, scores: PairSco
     are merged keeping the highest score (a shared label means the concepts overlap), so ``load_pairs``
     accepts the output. ``isco_groups``: :func:`read_isco_groups`.
     """
-    counts = (negatives_per_positive, max_alt_labels or 0, siblings_per_occupation, cross_lang_alt_labels)
+    counts = (
+        negatives_per_positive,
+        max_alt_labels or 0,
+        siblings_per_occupation,
+        cross_lang_alt_labels,
+    )
     if min(counts) < 0 or not 0.0 <= holdout_fraction < 1.0 or not occupations:
-        raise UserError("Need occupations, counts >= 0 and a holdout fraction in [0, 1); got "
-                        f"{len(occupations)} occupations, counts {counts}, fraction {holdout_fraction:g}.")
-    if isco_groups and (unknown := sorted({o.isco_group for o in occupations} - set(isco_groups[1]))):
-        raise UserError(f"{len(unknown)} iscoGroup codes are missing from the ISCO groups file "
-                        f"({', '.join(unknown[:5])}); use exports of one ESCO version, or leave out --isco.")
+        raise UserError(
+            "Need occupations, counts >= 0 and a holdout fraction in [0, 1); got "
+            f"{len(occupations)} occupations, counts {counts}, fraction {holdout_fraction:g}."
+        )
+    if isco_groups and (
+        unknown := sorted({o.isco_group for o in occupations} - set(isco_groups[1]))
+    ):
+        raise UserError(
+            f"{len(unknown)} iscoGroup codes are missing from the ISCO groups file "
+            f"({', '.join(unknown[:5])}); use exports of one ESCO version, or leave out --isco."
+        )
     b = _Builder(occupations, seed, max_alt_labels)
     langs = tuple(sorted({lang for o in b.occs for lang in o.labels}))
     result = BuildResult([], [], b.hold_out(holdout_fraction, langs), len(b.occs), langs)
     levels = [(4, "unit_group", scores.unit_group)]
     if graded_groups:
-        levels += [(3, "minor_group", scores.minor_group), (2, "sub_major_group", scores.sub_major_group)]
+        levels += [
+            (3, "minor_group", scores.minor_group),
+            (2, "sub_major_group", scores.sub_major_group),
+        ]
     sides: dict[bool, list[PairRow]] = {False: [], True: []}
     for o in b.occs:
         rows = b.same_concept(o, scores.same_concept, include_descriptions, cross_lang_alt_labels)
         if isco_groups and (g := isco_groups[1].get(o.isco_group)) and isco_groups[0] in o.labels:
-            rows.append(PairRow(o.labels[isco_groups[0]].preferred, g.label, scores.group_label,
-                                "group_label", isco_groups[0], o.uri, g.uri or f"isco:{g.code}"))
+            rows.append(
+                PairRow(
+                    o.labels[isco_groups[0]].preferred,
+                    g.label,
+                    scores.group_label,
+                    "group_label",
+                    isco_groups[0],
+                    o.uri,
+                    g.uri or f"isco:{g.code}",
+                )
+            )
         for n, kind, score in levels:
             rows += b.group_pairs(o, n, kind, score, siblings_per_occupation)
         for r in rows:
-            in_sides = {b.side[u] for u in (r.base_uri, r.ref_uri) if u in b.side}  # ISCO URIs have no side
+            in_sides = {
+                b.side[u] for u in (r.base_uri, r.ref_uri) if u in b.side
+            }  # ISCO URIs have no side
             result.stats["self_pairs"] += r.base == r.ref
             result.stats["dropped_mixed"] += r.base != r.ref and len(in_sides) > 1
             if r.base != r.ref and len(in_sides) == 1:
@@ -248,8 +318,18 @@ def build_pairs(occupations: Sequence[Occupation], *, seed: int, scores: PairSco
             for _ in range(negatives_per_positive):
                 # In the ref's language: a cross-language positive gets a cross-language negative.
                 if neg := b.draw_negative(r, used):
-                    out.append(PairRow(r.base, neg[0], scores.negative, "negative", r.lang, r.base_uri, neg[1],
-                                       ref_lang=r.ref_lang))
+                    out.append(
+                        PairRow(
+                            r.base,
+                            neg[0],
+                            scores.negative,
+                            "negative",
+                            r.lang,
+                            r.base_uri,
+                            neg[1],
+                            ref_lang=r.ref_lang,
+                        )
+                    )
                 result.stats["negatives_short"] += neg is None
     return result
 
@@ -257,22 +337,29 @@ def build_pairs(occupations: Sequence[Occupation], *, seed: int, scores: PairSco
 class _Builder:
     """Indexes and seeded random streams shared by the steps of :func:`build_pairs`."""
 
-    def __init__(self, occupations: Sequence[Occupation], seed: int, max_alt_labels: int | None) -> None:
+    def __init__(
+        self, occupations: Sequence[Occupation], seed: int, max_alt_labels: int | None
+    ) -> None:
         self.occs = sorted(occupations, key=lambda o: o.uri)  # the input order must not matter
         self.by_uri = {o.uri: o for o in self.occs}
         self.max_alt = max_alt_labels
         # Independent streams: e.g. more negatives do not reshuffle the holdout or the siblings.
         self.rng_hold, self.rng_sib, self.rng_hard, self.rng_neg = (
-            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
+            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+        )
         self.by_prefix: dict[str, list[Occupation]] = defaultdict(list)
         self.text_majors: dict[str, set[str]] = defaultdict(set)  # major groups using each text
         for o in self.occs:
             for n in (2, 3, 4):
                 self.by_prefix[o.isco_group[:n]].append(o)
-            for t in (t for lab in o.labels.values() for t in (lab.preferred, *lab.alt)):  # all, even if cut
+            for t in (
+                t for lab in o.labels.values() for t in (lab.preferred, *lab.alt)
+            ):  # all, even if cut
                 self.text_majors[t].add(o.isco_group[0])
         self.side: dict[str, bool] = {}  # uri -> held out?
-        self.pools: dict[tuple[bool, str], list[Occupation]] = {}  # (side, lang) -> negative sources
+        self.pools: dict[
+            tuple[bool, str], list[Occupation]
+        ] = {}  # (side, lang) -> negative sources
 
     def alts(self, o: Occupation, lang: str) -> tuple[str, ...]:
         return o.labels[lang].alt[: self.max_alt]  # max_alt None: all
@@ -285,43 +372,86 @@ class _Builder:
         held: frozenset[str] = frozenset()
         if fraction > 0:
             if not 1 <= (n := round(fraction * (total := len(self.occs)))) < total:
-                raise UserError(f"--holdout-fraction {fraction:g} of {total} occupations holds out {n}; "
-                                "choose a fraction that leaves at least one on each side.")
+                raise UserError(
+                    f"--holdout-fraction {fraction:g} of {total} occupations holds out {n}; "
+                    "choose a fraction that leaves at least one on each side."
+                )
             held = frozenset(self.occs[i].uri for i in self.rng_hold.permutation(total)[:n])
         self.side = {o.uri: o.uri in held for o in self.occs}
-        self.pools = {(h, lang): [o for o in self.occs if self.side[o.uri] == h and lang in o.labels]
-                      for h in (False, True) for lang in langs}
+        self.pools = {
+            (h, lang): [o for o in self.occs if self.side[o.uri] == h and lang in o.labels]
+            for h in (False, True)
+            for lang in langs
+        }
         return held
 
-    def same_concept(self, o: Occupation, score: float, descriptions: bool, n_cross_alt: int) -> list[PairRow]:
+    def same_concept(
+        self, o: Occupation, score: float, descriptions: bool, n_cross_alt: int
+    ) -> list[PairRow]:
         u, rows = o.uri, []
         for lang, lab in o.labels.items():
-            rows += [PairRow(lab.preferred, a, score, "alt", lang, u, u) for a in self.alts(o, lang)]
+            rows += [
+                PairRow(lab.preferred, a, score, "alt", lang, u, u) for a in self.alts(o, lang)
+            ]
             if descriptions and lab.description:
-                rows.append(PairRow(lab.preferred, first_sentence(lab.description), score, "description", lang, u, u))
+                rows.append(
+                    PairRow(
+                        lab.preferred,
+                        first_sentence(lab.description),
+                        score,
+                        "description",
+                        lang,
+                        u,
+                        u,
+                    )
+                )
         for l1, l2 in combinations(o.labels, 2):  # labels are sorted: tags like "de-en"
             tag, p1, p2 = f"{l1}-{l2}", o.labels[l1].preferred, o.labels[l2].preferred
             rows.append(PairRow(p1, p2, score, "cross_lang", tag, u, u, ref_lang=l2))
             for base, ref_lang in ((p1, l2), (p2, l1)):
-                rows += [PairRow(base, a, score, "cross_lang_alt", tag, u, u, ref_lang=ref_lang)
-                         for a in self.alts(o, ref_lang)[:n_cross_alt]]
+                rows += [
+                    PairRow(base, a, score, "cross_lang_alt", tag, u, u, ref_lang=ref_lang)
+                    for a in self.alts(o, ref_lang)[:n_cross_alt]
+                ]
         return rows
 
     def group_pairs(self, o: Occupation, n: int, kind: str, score: float, k: int) -> list[PairRow]:
         """Preferred labels of up to ``k`` occupations sharing exactly ``n`` ISCO digits with ``o``."""
         g = o.isco_group
-        cands = [s for s in self.by_prefix[g[:n]] if s.uri != o.uri and (n == 4 or s.isco_group[: n + 1] != g[: n + 1])]
-        picks = sorted(self.rng_sib.choice(len(cands), size=min(k, len(cands)), replace=False)) if cands else []
-        return [PairRow(o.labels[lang].preferred, s.labels[lang].preferred, score, kind, lang, o.uri, s.uri)
-                for s in (cands[j] for j in picks) for lang in o.labels if lang in s.labels]
+        cands = [
+            s
+            for s in self.by_prefix[g[:n]]
+            if s.uri != o.uri and (n == 4 or s.isco_group[: n + 1] != g[: n + 1])
+        ]
+        picks = (
+            sorted(self.rng_sib.choice(len(cands), size=min(k, len(cands)), replace=False))
+            if cands
+            else []
+        )
+        return [
+            PairRow(
+                o.labels[lang].preferred, s.labels[lang].preferred, score, kind, lang, o.uri, s.uri
+            )
+            for s in (cands[j] for j in picks)
+            for lang in o.labels
+            if lang in s.labels
+        ]
 
     def with_hard_negative(self, r: PairRow) -> PairRow:
         o, lang = self.by_uri[r.base_uri], r.ref_lang or r.lang
         avoid = {r.ref, *(t for lab in o.labels.values() for t in (lab.preferred, *lab.alt))}
-        cands = [s for s in self.by_prefix[o.isco_group] if s.uri != o.uri and self.side[s.uri] == self.side[o.uri]
-                 and lang in s.labels and s.labels[lang].preferred not in avoid]
+        cands = [
+            s
+            for s in self.by_prefix[o.isco_group]
+            if s.uri != o.uri
+            and self.side[s.uri] == self.side[o.uri]
+            and lang in s.labels
+            and s.labels[lang].preferred not in avoid
+        ]
         s = cands[int(self.rng_hard.integers(len(cands)))] if cands else None
-        return replace(r, hard_negative=s.labels[lang].preferred, hard_negative_uri=s.uri) if s else r
+        return (
+            replace(r, hard_negative=s.labels[lang].preferred, hard_negative_uri=s.uri) if s else r
+        )
 
     def draw_negative(self, r: PairRow, used: set[tuple[str, str]]) -> tuple[str, str] | None:
         """(text, uri) in ``r``'s ref language and side, another major group, not yet paired with ``r.base``;
@@ -331,8 +461,12 @@ class _Builder:
         for _ in range(_NEG_ATTEMPTS if pool else 0):
             o = pool[int(rng.integers(len(pool)))]
             t = (texts := self.texts(o, lang))[int(rng.integers(len(texts)))]
-            if (o.isco_group[0] != major and t != r.base and major not in self.text_majors[t]
-                    and _key(r.base, t) not in used):
+            if (
+                o.isco_group[0] != major
+                and t != r.base
+                and major not in self.text_majors[t]
+                and _key(r.base, t) not in used
+            ):
                 used.add(_key(r.base, t))
                 return t, o.uri
         return None
@@ -357,22 +491,34 @@ def _merge(rows: list[PairRow], result: BuildResult) -> list[PairRow]:
 def write_pairs(result: BuildResult, output: Path, holdout_output: Path | None = None) -> None:
     """Write ``train`` to ``output`` (and ``holdout`` to ``holdout_output``) atomically: via temporary
     files next to the targets, renamed once all are complete, so nothing is ever half-written."""
-    targets = [(Path(output), result.train)] + ([(Path(holdout_output), result.holdout)] if holdout_output else [])
-    temps: list[str] = []
+    targets = [(Path(output), result.train)] + (
+        [(Path(holdout_output), result.holdout)] if holdout_output else []
+    )
     try:
-        for path, rows in targets:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            temps.append(tmp)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                csv.writer(fh, lineterminator="\n").writerows([OUTPUT_COLUMNS, *(
-                    (r.base, r.ref, repr(float(r.similarity)), r.pair_type, r.lang, r.hard_negative) for r in rows)])
-        for tmp, (path, _) in zip(temps, targets):
-            os.replace(tmp, path)
+        with contextlib.ExitStack() as renames:  # renamed on leaving, once every file is written
+            for path, rows in targets:
+                tmp = renames.enter_context(atomic_path(path))
+                with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                    csv.writer(fh, lineterminator="\n").writerows(
+                        [
+                            OUTPUT_COLUMNS,
+                            *(
+                                (
+                                    r.base,
+                                    r.ref,
+                                    repr(float(r.similarity)),
+                                    r.pair_type,
+                                    r.lang,
+                                    r.hard_negative,
+                                )
+                                for r in rows
+                            ),
+                        ]
+                    )
     except OSError as err:
-        raise UserError(f"Cannot write {err.filename or output}: {err.strerror or err}; check the folder.") from None
-    finally:
-        for tmp in filter(os.path.exists, temps):  # only left over after an error
-            os.unlink(tmp)
+        raise UserError(
+            f"Cannot write {err.filename or output}: {err.strerror or err}; check the folder."
+        ) from None
 
 
 def summary(result: BuildResult) -> str:
@@ -381,18 +527,30 @@ def summary(result: BuildResult) -> str:
     lines = [f"{result.n_occupations:,} occupations, languages: {', '.join(result.languages)}"]
     for title, attr in (("pair type", "pair_type"), ("language", "lang")):
         counts = [Counter(getattr(r, attr) for r in part) for part in parts]
-        table = [(title, *("train", "holdout")[: len(parts)])] + [(k, *(f"{c[k]:,}" for c in counts)) for k in
-                 sorted(set().union(*counts))] + [("total", *(f"{sum(c.values()):,}" for c in counts))]
+        table = (
+            [(title, *("train", "holdout")[: len(parts)])]
+            + [(k, *(f"{c[k]:,}" for c in counts)) for k in sorted(set().union(*counts))]
+            + [("total", *(f"{sum(c.values()):,}" for c in counts))]
+        )
         width = max(len(row[0]) for row in table)
-        lines += ["", *(f"{row[0]:<{width}}" + "".join(f"  {v:>9}" for v in row[1:]) for row in table)]
+        lines += [
+            "",
+            *(f"{row[0]:<{width}}" + "".join(f"  {v:>9}" for v in row[1:]) for row in table),
+        ]
     lines.append("")
     st = result.stats
     if result.heldout_uris:
         n = len(result.heldout_uris)
-        lines.append(f"holdout: {n:,} of {result.n_occupations:,} occupations ({n / result.n_occupations:.0%}); "
-                     f"{st['dropped_mixed']:,} pairs mixing held-out and training occupations dropped")
-    lines.append(f"merged: {st['duplicates']:,} duplicate pairs, {st['conflicts']:,} with conflicting scores "
-                 f"(highest kept); skipped: {st['self_pairs']:,} pairs of identical texts")
+        lines.append(
+            f"holdout: {n:,} of {result.n_occupations:,} occupations ({n / result.n_occupations:.0%}); "
+            f"{st['dropped_mixed']:,} pairs mixing held-out and training occupations dropped"
+        )
+    lines.append(
+        f"merged: {st['duplicates']:,} duplicate pairs, {st['conflicts']:,} with conflicting scores "
+        f"(highest kept); skipped: {st['self_pairs']:,} pairs of identical texts"
+    )
     if st["negatives_short"]:
-        lines.append(f"{st['negatives_short']:,} negatives not found (too few unused labels of other major groups)")
+        lines.append(
+            f"{st['negatives_short']:,} negatives not found (too few unused labels of other major groups)"
+        )
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from domaintune.data.pair_formats import FORMATS, HARD_NEGATIVE_COLUMN, read_records
+from domaintune.data.pair_formats import FORMATS, HARD_NEGATIVE_COLUMN, frame_records, read_records
 from domaintune.errors import UserError
 
 DEFAULT_COLUMNS: tuple[str, str, str] = ("base", "ref", "similarity")
@@ -59,7 +60,9 @@ class PairSet:
                 f"{len(self.texts_b)}, {len(scores)}"
             )
         if self.hard_negatives is not None and len(self.hard_negatives) != len(scores):
-            raise ValueError(f"PairSet hard_negatives has {len(self.hard_negatives)} entries for {len(scores)} pairs")
+            raise ValueError(
+                f"PairSet hard_negatives has {len(self.hard_negatives)} entries for {len(scores)} pairs"
+            )
         object.__setattr__(self, "scores", scores)
 
     def __len__(self) -> int:
@@ -69,8 +72,13 @@ class PairSet:
         """The pairs at ``indices`` (in the given order), same source."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         hard = None if self.hard_negatives is None else [self.hard_negatives[i] for i in idx]
-        return PairSet([self.texts_a[i] for i in idx], [self.texts_b[i] for i in idx],
-                       self.scores[idx], self.source, hard)
+        return PairSet(
+            [self.texts_a[i] for i in idx],
+            [self.texts_b[i] for i in idx],
+            self.scores[idx],
+            self.source,
+            hard,
+        )
 
 
 @dataclass(frozen=True)
@@ -91,8 +99,11 @@ class LoadReport:
         text = f"{Path(self.source).name}: read {self.read} pairs, kept {self.kept}"
         if self.hard_negatives is not None:
             text += f", {self.hard_negatives} with hard negatives"
-        parts = [_DROP_LABELS.get(reason, reason + " dropped").format(n=n, s="" if n == 1 else "s")
-                 for reason, n in self.dropped.items() if n]
+        parts = [
+            _DROP_LABELS.get(reason, reason + " dropped").format(n=n, s="" if n == 1 else "s")
+            for reason, n in self.dropped.items()
+            if n
+        ]
         return text + (f" ({', '.join(parts)})" if parts else "")
 
 
@@ -127,6 +138,27 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def is_frame(value: Any) -> bool:
+    """Whether ``value`` is a pandas DataFrame (without importing pandas)."""
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(value, pd.DataFrame)
+
+
+def frame_csv(frame: Any, columns: Sequence[str] = DEFAULT_COLUMNS) -> str:
+    """A DataFrame's pair columns (and ``hard_negative``, if any) as CSV text: the
+    canonical form a search hashes, and stores, to know the data again on resume."""
+    found = [str(c) for c in frame.columns]
+    wanted = [c for c in (*columns, HARD_NEGATIVE_COLUMN) if c in found]
+    return frame.set_axis(found, axis=1)[wanted].to_csv(index=False, lineterminator="\n")
+
+
+def pairs_sha256(source: Any, columns: Sequence[str] = DEFAULT_COLUMNS) -> str:
+    """Hex SHA-256 of a pair file's bytes, or of a DataFrame's :func:`frame_csv`."""
+    if not is_frame(source):
+        return file_sha256(source)
+    return hashlib.sha256(frame_csv(source, columns).encode("utf-8")).hexdigest()
+
+
 def parse_columns(spec: str) -> tuple[str, str, str]:
     """Parse a ``--columns a,b,score`` option into three column names."""
     names = tuple(c.strip() for c in spec.split(","))
@@ -155,14 +187,17 @@ def to_angular(values: np.ndarray | Sequence[float], scale: str) -> np.ndarray:
 
 
 def load_pairs(
-    path: str | Path,
+    path: str | Path | Any,
     *,
     columns: tuple[str, str, str] = DEFAULT_COLUMNS,
     scale: str = "angular",
     dedupe: str = "error",
     min_pairs: int = 10,
+    name: str = "DataFrame",
 ) -> tuple[PairSet, LoadReport]:
-    """Load and validate a pair file (.csv, .tsv, .jsonl/.json lines, .parquet).
+    """Load and validate a pair file (.csv, .tsv, .jsonl/.json lines, .parquet) or a
+    pandas DataFrame (its rows named ``row index <label>`` and the frame ``name`` in
+    messages).
 
     Texts are stripped; scores are converted from ``scale`` to angular.
     Duplicate rows (same two texts in either order, same score) are dropped
@@ -178,21 +213,28 @@ def load_pairs(
         raise UserError(f"Unknown dedupe mode {dedupe!r}; use one of: {', '.join(DEDUPE_MODES)}.")
     if len(columns) != 3 or len(set(columns)) != 3:
         raise UserError(f"columns must be three different names, got {columns!r}.")
-    p = _existing_file(Path(path))
-    fmt = FORMATS.get(p.suffix.lower())
-    if fmt is None:
-        raise UserError(
-            f"{p}: unsupported file type {p.suffix or '(none)'!r}; "
-            f"use one of {', '.join(sorted(FORMATS))}."
-        )
-    records, has_hard = read_records(p, fmt, columns)
+    if is_frame(path):
+        p: Any = name
+        records, has_hard = frame_records(path, name, columns)
+    else:
+        p = _existing_file(Path(path))
+        fmt = FORMATS.get(p.suffix.lower())
+        if fmt is None:
+            raise UserError(
+                f"{p}: unsupported file type {p.suffix or '(none)'!r}; "
+                f"use one of {', '.join(sorted(FORMATS))}."
+            )
+        records, has_hard = read_records(p, fmt, columns)
     rows = [_make_row(p, where, a, b, s, h, scale) for where, a, b, s, h in records]
     if not rows:
-        raise UserError(f"{p}: no pairs found (only a header or blank lines). Add rows of {','.join(columns)}.")
+        raise UserError(
+            f"{p}: no pairs found (only a header or blank lines). Add rows of {','.join(columns)}."
+        )
     pairs, dropped = _dedupe(p, rows, dedupe, has_hard)
     n_hard = sum(map(bool, pairs.hard_negatives)) if pairs.hard_negatives is not None else None
-    report = LoadReport(str(p), read=len(rows), kept=len(pairs), dropped=dropped, scale=scale,
-                        hard_negatives=n_hard)
+    report = LoadReport(
+        str(p), read=len(rows), kept=len(pairs), dropped=dropped, scale=scale, hard_negatives=n_hard
+    )
     if len(pairs) < min_pairs:
         raise UserError(
             f"{p}: only {len(pairs)} usable pairs ({report.summary()}); at least {min_pairs} "
@@ -209,7 +251,9 @@ def split_pairs(pairs: PairSet, fraction: float, seed: int) -> tuple[PairSet, Pa
     memorised texts, not generalisation. Deterministic for a given ``seed``.
     """
     if not isinstance(fraction, (int, float)) or not 0.0 < float(fraction) < 1.0:
-        raise UserError(f"Validation fraction must be between 0 and 1 (exclusive), got {fraction!r}.")
+        raise UserError(
+            f"Validation fraction must be between 0 and 1 (exclusive), got {fraction!r}."
+        )
     n = len(pairs)
     src = pairs.source or "the pairs"
     if n < 2:
@@ -249,7 +293,11 @@ def _existing_file(p: Path) -> Path:
 
 
 def _is_missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+    return (
+        v is None
+        or (isinstance(v, float) and math.isnan(v))
+        or (isinstance(v, str) and not v.strip())
+    )
 
 
 def _make_row(p: Path, where: str, a: Any, b: Any, s: Any, hard: Any, scale: str) -> _Row:
@@ -263,21 +311,35 @@ def _make_row(p: Path, where: str, a: Any, b: Any, s: Any, hard: Any, scale: str
             raise ValueError
         raw = float(s.strip() if isinstance(s, str) else s)
     except (TypeError, ValueError):
-        raise UserError(f"{p}, {where}: score {s!r} is not a number. Use a number on the "
-                        f"{scale} scale {_fmt_range(scale)}.") from None
+        raise UserError(
+            f"{p}, {where}: score {s!r} is not a number. Use a number on the "
+            f"{scale} scale {_fmt_range(scale)}."
+        ) from None
     lo, hi = SCALES[scale]
     if not math.isfinite(raw) or not lo <= raw <= hi:
         fits = [k for k, (l2, h2) in SCALES.items() if k != scale and l2 <= raw <= h2]
-        hint = (f" If the file uses another scale, pass --scale {' or --scale '.join(fits)}."
-                if fits else "")
-        raise UserError(f"{p}, {where}: score {raw:g} is outside {_fmt_range(scale)} allowed for "
-                        f"--scale {scale}.{hint} Scales: "
-                        + ", ".join(f"{k} {_fmt_range(k)}" for k in SCALES) + ".")
-    if not (_is_missing(hard) or isinstance(hard, (str, int, float)) and not isinstance(hard, bool)):
-        raise UserError(f"{p}, {where}: {HARD_NEGATIVE_COLUMN} {hard!r} is not a text. Write a text, "
-                        "or leave it empty for no hard negative.")
+        hint = (
+            f" If the file uses another scale, pass --scale {' or --scale '.join(fits)}."
+            if fits
+            else ""
+        )
+        raise UserError(
+            f"{p}, {where}: score {raw:g} is outside {_fmt_range(scale)} allowed for "
+            f"--scale {scale}.{hint} Scales: "
+            + ", ".join(f"{k} {_fmt_range(k)}" for k in SCALES)
+            + "."
+        )
+    if not (
+        _is_missing(hard) or isinstance(hard, (str, int, float)) and not isinstance(hard, bool)
+    ):
+        raise UserError(
+            f"{p}, {where}: {HARD_NEGATIVE_COLUMN} {hard!r} is not a text. Write a text, "
+            "or leave it empty for no hard negative."
+        )
     hard_text = "" if _is_missing(hard) else str(hard).strip()
-    return _Row(where, str(a).strip(), str(b).strip(), raw, float(to_angular([raw], scale)[0]), hard_text)
+    return _Row(
+        where, str(a).strip(), str(b).strip(), raw, float(to_angular([raw], scale)[0]), hard_text
+    )
 
 
 def _fmt_range(scale: str) -> str:
@@ -325,7 +387,9 @@ def _components(pairs: PairSet) -> list[list[int]]:
             x = parent[x]
         return x
 
-    norm = [(a.strip().casefold(), b.strip().casefold()) for a, b in zip(pairs.texts_a, pairs.texts_b)]
+    norm = [
+        (a.strip().casefold(), b.strip().casefold()) for a, b in zip(pairs.texts_a, pairs.texts_b)
+    ]
     for a, b in norm:
         ra, rb = find(a), find(b)
         if ra != rb:

@@ -7,19 +7,20 @@ same-concept pairs of a pair file. Scored by
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from domaintune._io import csv_records, read_utf8
 from domaintune.errors import UserError
 
 #: Scores closer than this count as tied (embeddings are float32).
 TIE_TOLERANCE = 1e-6
-#: Default top score of :func:`retrieval_from_pairs` must reach this ("same concept").
+#: A pair scored at least this names one concept twice: the top score
+#: :func:`retrieval_from_pairs` needs, and the default ``positive_threshold``
+#: of the losses that train on positives only.
 SAME_CONCEPT_SCORE = 0.99
 _ESCO_COLUMNS = ("preferredLabel", "altLabels")
 _PAIR_COLUMNS = ("query", "target")
@@ -64,9 +65,16 @@ def load_retrieval_set(path: str | Path) -> RetrievalSet:
     """
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"{p}: {'is not a file' if p.exists() else 'file not found'}. "
-                        "Pass an ESCO occupations CSV export or a query,target CSV.")
-    rows = _csv_rows(p, _read_utf8(p))
+        raise UserError(
+            f"{p}: {'is not a file' if p.exists() else 'file not found'}. "
+            "Pass an ESCO occupations CSV export or a query,target CSV."
+        )
+    text = read_utf8(
+        p,
+        if_empty="Use an ESCO occupations export or a CSV with a header line "
+        "'query,target' and one row per query.",
+    )
+    rows = csv_records(p, text)
     header_line, header = next(rows, (1, []))
     header = [h.strip() for h in header]
     if all(c in header for c in _ESCO_COLUMNS):
@@ -79,7 +87,8 @@ def load_retrieval_set(path: str | Path) -> RetrievalSet:
         raise UserError(
             f"{p}, line {header_line}: neither an ESCO occupations export (columns "
             f"preferredLabel, altLabels) nor a query,target CSV; found columns: "
-            f"{', '.join(map(repr, header)) or '(none)'}. Add a header line 'query,target'.")
+            f"{', '.join(map(repr, header)) or '(none)'}. Add a header line 'query,target'."
+        )
     pairs: list[tuple[str, str]] = []
     corpus: dict[str, None] = {}  # ordered set
     for line, row in rows:
@@ -97,11 +106,14 @@ def load_retrieval_set(path: str | Path) -> RetrievalSet:
     kind = "alternative labels (altLabels)" if esco else "query,target rows"
     rset = _build(pairs, list(corpus), str(p))
     if not rset.queries:
-        raise UserError(f"{p}: no queries: the file has no {kind}"
-                        f"{_skipped_note(rset.skipped)}. Add {kind}.")
+        raise UserError(
+            f"{p}: no queries: the file has no {kind}{_skipped_note(rset.skipped)}. Add {kind}."
+        )
     if len(rset.corpus) < 2:
-        raise UserError(f"{p}: only one distinct target ({rset.corpus[0]!r}); retrieval needs "
-                        "at least 2 to choose from. Add rows with other targets.")
+        raise UserError(
+            f"{p}: only one distinct target ({rset.corpus[0]!r}); retrieval needs "
+            "at least 2 to choose from. Add rows with other targets."
+        )
     return rset
 
 
@@ -151,29 +163,3 @@ def _build(pairs: Iterable[tuple[str, str]], corpus: list[str], source: str) -> 
 def _skipped_note(skipped: dict[str, int]) -> str:
     n = skipped.get("trivial", 0) + skipped.get("in_corpus", 0)
     return f" other than {n} found verbatim among the targets" if n else ""
-
-
-def _read_utf8(p: Path) -> str:
-    data = p.read_bytes()
-    if not data.strip():
-        raise UserError(f"{p}: the file is empty. Use an ESCO occupations export or a "
-                        "CSV with a header line 'query,target' and one row per query.")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = err.object[:err.start].count(b"\n") + 1
-        raise UserError(f"{p}, line {line}: not valid UTF-8 (byte 0x{err.object[err.start]:02x}). "
-                        "Re-save the file as UTF-8.") from None
-
-
-def _csv_rows(p: Path, text: str) -> Iterable[tuple[int, list[str]]]:
-    """(line the record starts on, fields); a quoted field may span lines."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    start = 1
-    try:
-        for row in reader:
-            yield start, row
-            start = reader.line_num + 1
-    except csv.Error as err:
-        raise UserError(f"{p}, line {start}: malformed CSV ({err}). Check the quoting "
-                        "on that line.") from None

@@ -26,8 +26,10 @@ DEFAULT_STS_MD5 = "4eb0065aba063ef77873d3a9c8088811"
 SPLITS = ("dev", "test", "train")
 CACHE_SUBDIR = "stsbenchmark"
 
-_HINT = ("Pass --sts PATH (a folder with sts-dev.csv, the Stsbenchmark.tar.gz archive, "
-         "or one CSV), set DOMAINTUNE_STS_DIR, or --sts none to skip it.")
+_HINT = (
+    "Pass --sts PATH (a folder with sts-dev.csv, the Stsbenchmark.tar.gz archive, "
+    "or one CSV), set DOMAINTUNE_STS_DIR, or --sts none to skip it."
+)
 _log = logging.getLogger("domaintune")
 _FILTER_ERROR = getattr(tarfile, "FilterError", ())  # () matches nothing on old Pythons
 
@@ -58,8 +60,10 @@ def parse_sts_file(path: str | os.PathLike[str]) -> StsPairs:
     scores: list[float] = []
 
     def bad(line: int, problem: str) -> UserError:
-        return UserError(f"{path}, line {line}: {problem}; fix or delete that line, "
-                         "or pass another file with --sts PATH.")
+        return UserError(
+            f"{path}, line {line}: {problem}; fix or delete that line, "
+            "or pass another file with --sts PATH."
+        )
 
     try:
         with open(path, encoding="utf-8", newline="") as f:
@@ -69,8 +73,11 @@ def parse_sts_file(path: str | os.PathLike[str]) -> StsPairs:
                 if not row:  # a blank line carries no pair; skipping it loses nothing
                     continue
                 if len(row) < 7:
-                    raise bad(reader.line_num, f"expected 7 tab-separated fields (genre, file, "
-                              f"year, id, score, sentence1, sentence2), found {len(row)}")
+                    raise bad(
+                        reader.line_num,
+                        f"expected 7 tab-separated fields (genre, file, "
+                        f"year, id, score, sentence1, sentence2), found {len(row)}",
+                    )
                 try:
                     score = float(row[4])
                 except ValueError:
@@ -81,8 +88,10 @@ def parse_sts_file(path: str | os.PathLike[str]) -> StsPairs:
                 s2.append(row[6])
                 scores.append(score)
     except UnicodeDecodeError as err:
-        raise UserError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); "
-                        "pass an STS-B CSV file with --sts PATH.") from None
+        raise UserError(
+            f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); "
+            "pass an STS-B CSV file with --sts PATH."
+        ) from None
     except OSError as err:
         raise UserError(f"cannot read STS Benchmark file {path} ({err}). {_HINT}") from None
     if not scores:
@@ -90,8 +99,9 @@ def parse_sts_file(path: str | os.PathLike[str]) -> StsPairs:
     return StsPairs(s1, s2, np.asarray(scores, dtype=np.float32), str(path))
 
 
-def load_sts(spec: str | None = "auto", split: str = "dev", *,
-             required: bool = True) -> StsPairs | None:
+def load_sts(
+    spec: str | None = "auto", split: str = "dev", *, required: bool = True
+) -> StsPairs | None:
     """Load one STS Benchmark split.
 
     ``spec`` is ``"none"`` (skip: returns None), a PATH (a folder holding
@@ -163,7 +173,8 @@ def download_sts_archive(url: str, md5: str, dest_dir: Path, timeout: float = 30
         if got != md5.strip().lower():
             raise UserError(
                 f"checksum mismatch for {url}: expected MD5 {md5}, got {got} (a truncated or "
-                "altered download; retry, or set DOMAINTUNE_STS_MD5 if you trust this file)")
+                "altered download; retry, or set DOMAINTUNE_STS_MD5 if you trust this file)"
+            )
         return _extract_archive(tmp, dest_dir / CACHE_SUBDIR, shown=url)
     finally:
         tmp.unlink(missing_ok=True)
@@ -183,7 +194,8 @@ def _load_path(path: Path, split: str, label: str = "--sts") -> StsPairs:
         return parse_sts_file(path)  # one CSV, whatever the split
     if found is None:
         raise UserError(
-            f"STS Benchmark {what} {path} (from {label}) has no sts-{split}.csv. {_HINT}")
+            f"STS Benchmark {what} {path} (from {label}) has no sts-{split}.csv. {_HINT}"
+        )
     return parse_sts_file(found)
 
 
@@ -221,6 +233,7 @@ def _extract_user_archive(archive: Path) -> Path:
 
 def _check_member(member: tarfile.TarInfo, root: Path, shown: str) -> None:
     """Refuse a member that would be written, or would point, outside ``root``."""
+
     def escapes(rel: str) -> bool:
         if rel.startswith(("/", "\\")) or os.path.isabs(rel):
             return True
@@ -261,8 +274,10 @@ def _extract_archive(archive: Path, target: Path, shown: str) -> Path:
             raise _unsafe(shown, str(err)) from None
         except (tarfile.TarError, EOFError, OSError) as err:
             why = "not a tar archive" if isinstance(err, tarfile.ReadError) else err
-            raise UserError(f"cannot extract the STS Benchmark archive {shown} ({why}). Download "
-                            "it again, or pass an extracted folder with --sts PATH.") from None
+            raise UserError(
+                f"cannot extract the STS Benchmark archive {shown} ({why}). Download "
+                "it again, or pass an extracted folder with --sts PATH."
+            ) from None
         found = [f for s in SPLITS if (f := _find_split(staging, s)) is not None]
         if not found:
             raise UserError(f"archive {shown} holds no sts-dev/test/train.csv. {_HINT}")
@@ -291,8 +306,10 @@ def _install_dir(src: Path, target: Path) -> None:
 
 
 def _unsafe(shown: str, problem: str) -> UserError:
-    return UserError(f"refusing to extract {shown}: {problem}. Use the official "
-                     "Stsbenchmark.tar.gz, or extract it yourself and pass --sts FOLDER.")
+    return UserError(
+        f"refusing to extract {shown}: {problem}. Use the official "
+        "Stsbenchmark.tar.gz, or extract it yourself and pass --sts FOLDER."
+    )
 
 
 def _unwritable(folder: Path, err: OSError) -> UserError:

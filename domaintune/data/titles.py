@@ -29,10 +29,14 @@ def read_titles(path) -> list[str]:
     try:
         titles = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"--titles: cannot read '{path}' ({exc}); pass a UTF-8 text "
-                        "file with one title per line.") from None
+        raise UserError(
+            f"--titles: cannot read '{path}' ({exc}); pass a UTF-8 text "
+            "file with one title per line."
+        ) from None
     titles = [t for t in titles if t]
     if len(titles) < 2:
-        raise UserError(f"--titles: '{path}' holds {len(titles)} title(s); a heatmap "
-                        "needs at least 2, one per line.")
+        raise UserError(
+            f"--titles: '{path}' holds {len(titles)} title(s); a heatmap "
+            "needs at least 2, one per line."
+        )
     return titles

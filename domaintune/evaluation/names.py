@@ -6,13 +6,28 @@ all key metrics by these names; import them instead of writing the strings.
 
 from __future__ import annotations
 
-# Validation pairs (the domain).
-VAL_MSE = "val_mse"
-VAL_PEARSON = "val_pearson"
-VAL_SPEARMAN = "val_spearman"
-# Retrieval over the validation pairs scored as "same concept".
-RETRIEVAL_R1 = "retrieval_r1"
-RETRIEVAL_R5 = "retrieval_r5"
+#: Prefixes of the scored-pair metrics: a search's validation pairs (the
+#: domain), and the pairs of ``domaintune evaluate --pairs``.
+VAL = "val"
+PAIRS = "pairs"
+
+
+def pair_metric_names(prefix: str) -> tuple[str, str, str]:
+    """The names of a pair set's MSE, Pearson and Spearman: ``<prefix>_mse``, ..."""
+    return f"{prefix}_mse", f"{prefix}_pearson", f"{prefix}_spearman"
+
+
+# Validation pairs: val_mse, val_pearson, val_spearman.
+VAL_MSE, VAL_PEARSON, VAL_SPEARMAN = pair_metric_names(VAL)
+
+
+def recall_at(k: int) -> str:
+    """The name of retrieval recall@k: ``retrieval_r<k>``."""
+    return f"retrieval_r{k}"
+
+
+# Retrieval over the validation pairs scored as "same concept": retrieval_r1, retrieval_r5.
+RETRIEVAL_R1, RETRIEVAL_R5 = recall_at(1), recall_at(5)
 RETRIEVAL_MRR = "retrieval_mrr"
 # STS Benchmark (general language skill).
 STS_PEARSON = "sts_pearson"
@@ -27,11 +42,23 @@ DOMAIN_ONLY = "domain_only"
 EPOCHS_RUN = "epochs_run"
 
 #: What a trial measures of its encoder, in display order.
-ENCODER_METRICS = (VAL_MSE, VAL_PEARSON, VAL_SPEARMAN, RETRIEVAL_R1, RETRIEVAL_R5,
-                   RETRIEVAL_MRR, STS_PEARSON)
+ENCODER_METRICS = (
+    VAL_MSE,
+    VAL_PEARSON,
+    VAL_SPEARMAN,
+    RETRIEVAL_R1,
+    RETRIEVAL_R5,
+    RETRIEVAL_MRR,
+    STS_PEARSON,
+)
 #: What the objectives derive from them.
 OBJECTIVE_METRICS = (OBJECTIVE, DOMAIN_TERM, STS_TERM, STS_DELTA, GUARD_VIOLATED, DOMAIN_ONLY)
 
 #: ``--domain-metric`` choice -> (metric read, higher is better).
-DOMAIN_METRICS = {"mse": (VAL_MSE, False), "spearman": (VAL_SPEARMAN, True),
-                  "retrieval": (RETRIEVAL_R1, True)}
+DOMAIN_METRICS = {
+    "mse": (VAL_MSE, False),
+    "spearman": (VAL_SPEARMAN, True),
+    "retrieval": (RETRIEVAL_R1, True),
+}
+#: The domain metric of a search that names none (also of searches made before the option).
+DEFAULT_DOMAIN_METRIC = "mse"

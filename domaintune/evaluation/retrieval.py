@@ -26,19 +26,31 @@ from collections.abc import Sequence
 import numpy as np
 
 from domaintune.data.retrieval_sets import TIE_TOLERANCE, RetrievalSet
+from domaintune.evaluation import names
+from domaintune.evaluation.similarity import normalise
 from domaintune.models.encoding import EncodeFn
 
 _SCORE_CELLS = 1 << 24  # query x corpus scores held at once (64 MB of float32)
 
 
-def retrieval_metrics(encode: EncodeFn, rset: RetrievalSet,
-                      ks: Sequence[int] = (1, 5)) -> dict[str, float | int]:
-    """``retrieval_r{k}`` for each k, ``retrieval_mrr``, ``retrieval_queries``, ``retrieval_corpus``."""
+def retrieval_metrics(
+    encode: EncodeFn, rset: RetrievalSet, ks: Sequence[int] = (1, 5)
+) -> dict[str, float | int]:
+    """``retrieval_r{k}`` for each k, ``retrieval_mrr``, ``retrieval_queries`` and
+    ``retrieval_corpus`` (the numbers of distinct queries and of corpus texts)."""
     queries, golds = rset.gold()
-    ranks = _ranks(_normalise(encode(queries)), _normalise(encode(rset.corpus)), golds)
-    result: dict[str, float | int] = {f"retrieval_r{k}": float(np.mean(ranks <= k)) for k in ks}
-    result.update(retrieval_mrr=float(np.mean(1.0 / ranks)), retrieval_queries=len(queries),
-                  retrieval_corpus=len(rset.corpus))
+    # float32: a corpus of 100k texts x 512 dims; a zero vector scores 0 against everything.
+    ranks = _ranks(
+        normalise(encode(queries), np.float32), normalise(encode(rset.corpus), np.float32), golds
+    )
+    result: dict[str, float | int] = {names.recall_at(k): float(np.mean(ranks <= k)) for k in ks}
+    result.update(
+        {
+            names.RETRIEVAL_MRR: float(np.mean(1.0 / ranks)),
+            "retrieval_queries": len(queries),
+            "retrieval_corpus": len(rset.corpus),
+        }
+    )
     return result
 
 
@@ -61,11 +73,3 @@ def _ranks(q: np.ndarray, c: np.ndarray, golds: list[list[int]]) -> np.ndarray:
         gold_at_least = np.bincount(r, scores[r, g] >= threshold[r], stop - start)
         ranks[start:stop] = 1 + at_least - gold_at_least.astype(np.int64)
     return ranks
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norm > 0, norm, 1.0)  # a zero vector scores 0 against everything
-
-

@@ -33,8 +33,10 @@ def batched_encoder(layer, batch_size: int = DEFAULT_BATCH_SIZE) -> EncodeFn:
         unique = sorted(set(texts), key=len)
         if not unique:
             return np.zeros((0, 0), np.float32)
-        chunks = [np.asarray(layer(tf.constant(unique[i:i + batch_size])))
-                  for i in range(0, len(unique), batch_size)]
+        chunks = [
+            np.asarray(layer(tf.constant(unique[i : i + batch_size])))
+            for i in range(0, len(unique), batch_size)
+        ]
         table = np.concatenate(chunks).astype(np.float32, copy=False)
         row = {text: i for i, text in enumerate(unique)}
         return table[[row[t] for t in texts]]

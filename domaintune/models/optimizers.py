@@ -43,8 +43,13 @@ class LazyAdam(_rt.tf_keras.optimizers.Adam):
         if getattr(self, "_row_flags", None) is not None:
             return
         # One flag per row (first axis): 1 once a lazy update wrote the row.
-        self._row_flags = {self._var_key(v): self.add_variable_from_reference(
-            v, "updated_rows", shape=[v.shape[0]]) for v in var_list if v.shape.rank}
+        self._row_flags = {
+            self._var_key(v): self.add_variable_from_reference(
+                v, "updated_rows", shape=[v.shape[0]]
+            )
+            for v in var_list
+            if v.shape.rank
+        }
         # Filled while tracing update_step: which variables get sparse updates,
         # and which dense ones (those may have changed anywhere).
         self._lazy_keys: set[str] = set()
@@ -75,8 +80,7 @@ class LazyAdam(_rt.tf_keras.optimizers.Adam):
         return super().apply_gradients(merged, *args, **kwargs)
 
     def update_step(self, gradient, variable):
-        if not isinstance(gradient, tf.IndexedSlices) or self.amsgrad \
-                or not variable.shape.rank:
+        if not isinstance(gradient, tf.IndexedSlices) or self.amsgrad or not variable.shape.rank:
             self._dense_keys.add(self._var_key(variable))
             return super().update_step(gradient, variable)
         # Merged once more: a distribution strategy concatenates the replicas'
@@ -90,12 +94,14 @@ class LazyAdam(_rt.tf_keras.optimizers.Adam):
         beta_1_power = tf.pow(tf.cast(self.beta_1, dtype), local_step)
         beta_2_power = tf.pow(tf.cast(self.beta_2, dtype), local_step)
         alpha = lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        epsilon = self.epsilon * tf.sqrt(1 - beta_2_power) if self.adaptive_epsilon \
-            else self.epsilon
+        epsilon = (
+            self.epsilon * tf.sqrt(1 - beta_2_power) if self.adaptive_epsilon else self.epsilon
+        )
 
         self._lazy_keys.add(self._var_key(variable))
         self._row_flags[self._var_key(variable)].scatter_update(
-            tf.IndexedSlices(tf.ones(tf.shape(rows), dtype), rows))
+            tf.IndexedSlices(tf.ones(tf.shape(rows), dtype), rows)
+        )
         key = self._index_dict[self._var_key(variable)]
         m, v = self._momentums[key], self._velocities[key]
         # Same arithmetic, in the same order, as the dense branch of Adam.
@@ -105,8 +111,7 @@ class LazyAdam(_rt.tf_keras.optimizers.Adam):
         v_rows = v_rows + (tf.square(grad) - v_rows) * (1 - self.beta_2)
         m.scatter_update(tf.IndexedSlices(m_rows, rows))
         v.scatter_update(tf.IndexedSlices(v_rows, rows))
-        variable.scatter_sub(tf.IndexedSlices((m_rows * alpha) / (tf.sqrt(v_rows) + epsilon),
-                                              rows))
+        variable.scatter_sub(tf.IndexedSlices((m_rows * alpha) / (tf.sqrt(v_rows) + epsilon), rows))
 
 
 class _AssignableClipNorm:
@@ -121,8 +126,9 @@ class _AssignableClipNorm:
     def __init__(self, *, clipnorm: float, global_clip: bool = False, **kwargs):
         super().__init__(**kwargs)
         with tf.init_scope():
-            self.clip_norm = tf.Variable(float(clipnorm), trainable=False, dtype=tf.float32,
-                                         name="clip_norm")
+            self.clip_norm = tf.Variable(
+                float(clipnorm), trainable=False, dtype=tf.float32, name="clip_norm"
+            )
         self.global_clip = global_clip
 
     def _clip_gradients(self, grads):
@@ -150,8 +156,7 @@ class _AssignableClipNorm:
             if rows is None:
                 variable.assign(tf.zeros(variable.shape, variable.dtype))
             else:
-                zeros = tf.zeros(tf.concat([tf.shape(rows), variable.shape[1:]], 0),
-                                 variable.dtype)
+                zeros = tf.zeros(tf.concat([tf.shape(rows), variable.shape[1:]], 0), variable.dtype)
                 variable.scatter_update(tf.IndexedSlices(zeros, rows))
 
 
@@ -172,5 +177,8 @@ class TrialLazyAdam(_AssignableClipNorm, LazyAdam):
 def make_optimizer(values) -> TrialAdam | TrialLazyAdam:
     """Adam from a trial's values: per-variable or global clipping, lazy or dense."""
     adam = TrialLazyAdam if values.get("sparse_updates", True) else TrialAdam
-    return adam(learning_rate=float(values["learning_rate"]), clipnorm=float(values["clipnorm"]),
-                global_clip=values.get("clipnorm_scope") == "global")
+    return adam(
+        learning_rate=float(values["learning_rate"]),
+        clipnorm=float(values["clipnorm"]),
+        global_clip=values.get("clipnorm_scope") == "global",
+    )

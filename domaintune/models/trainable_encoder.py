@@ -11,8 +11,6 @@ row chunks (:mod:`domaintune.models.weights_io`).
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from domaintune import tf_runtime
-from domaintune.models.encoding import EncodeFn, batched_encoder
+from domaintune._io import write_atomic
 from domaintune.models import weights_io
+from domaintune.models.encoding import EncodeFn, batched_encoder
 
 CHECKPOINT_NAME = "encoder.npz"
 
@@ -102,15 +101,7 @@ class TrainableEncoder:
     def save_weights(self, path: Path) -> None:
         """Write the encoder variables (only) atomically to ``path`` (.npz)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".encoder-", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                weights_io.save_npz(f, self.variables)
-            os.chmod(tmp, 0o644)  # mkstemp made it private; the project dir is not
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_atomic(path, lambda f: weights_io.save_npz(f, self.variables))  # streamed
 
     def load_weights(self, path: Path) -> None:
         """Assign variables from a checkpoint written by :meth:`save_weights`."""

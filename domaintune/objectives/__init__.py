@@ -25,7 +25,7 @@ from domaintune.objectives.guarded import (
     GuardedObjective,
     check_options,
 )
-from domaintune.objectives.pareto import pareto_front
+from domaintune.objectives.pareto import pareto_axes, pareto_front
 from domaintune.objectives.simple import StsPearsonObjective, ValMseObjective
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "StsPearsonObjective",
     "ValMseObjective",
     "get_objective",
+    "pareto_axes",
     "pareto_front",
     "read_metric",
 ]
@@ -56,11 +57,7 @@ DEFAULT_OBJECTIVE = GuardedObjective.name
 
 
 def get_objective(
-    name: str,
-    *,
-    weight: float = 1.0,
-    tolerance: float = 0.005,
-    domain_metric: str = "mse",
+    name: str, *, weight: float = 1.0, tolerance: float = 0.005, domain_metric: str = "mse"
 ) -> Objective:
     """Build a registered objective from CLI options.
 
@@ -82,9 +79,7 @@ def get_objective(
     """
     key = name.strip().lower()
     if key not in OBJECTIVES:
-        raise UserError(
-            f"unknown objective {name!r}; choose one of: " + ", ".join(OBJECTIVES)
-        )
+        raise UserError(f"unknown objective {name!r}; choose one of: " + ", ".join(OBJECTIVES))
     check_options(weight=weight, tolerance=tolerance, domain_metric=domain_metric)
     return OBJECTIVES[key].from_options(
         weight=weight, tolerance=tolerance, domain_metric=domain_metric

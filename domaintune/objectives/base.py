@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import ClassVar, Literal
 
 from domaintune.errors import UserError
+from domaintune.evaluation import names
 
 #: A trial's (or the base model's) metrics, e.g. ``{"val_mse": 0.03,
 #: "sts_pearson": 0.84}``; a value may be ``None`` when it was not computed.
@@ -42,12 +43,10 @@ class Objective(abc.ABC):
     #: key of :meth:`score`. It is deliberately not :attr:`name`, because
     #: ``sts_pearson`` (the objective) is the *negated* ``sts_pearson``
     #: (the raw metric) and the two must not share a metric name.
-    metric_name: ClassVar[str] = "objective"
+    metric_name: ClassVar[str] = names.OBJECTIVE
 
     @classmethod
-    def from_options(
-        cls, *, weight: float, tolerance: float, domain_metric: str
-    ) -> Objective:
+    def from_options(cls, *, weight: float, tolerance: float, domain_metric: str) -> Objective:
         """Build the objective from the CLI options it cares about.
 
         Args:
@@ -116,12 +115,7 @@ def _sts_missing_message(name: str) -> str:
 
 
 def read_metric(
-    metrics: Metrics,
-    key: str,
-    *,
-    who: str,
-    low: float = -math.inf,
-    high: float = math.inf,
+    metrics: Metrics, key: str, *, who: str, low: float = -math.inf, high: float = math.inf
 ) -> float | None:
     """Read one metric as a float, or ``None`` when it is absent.
 
@@ -147,7 +141,5 @@ def read_metric(
         raise ValueError(f"{who} metric {key!r} is not finite: {value}")
     # Small slack: correlations computed in float32 can exceed 1 by an ulp.
     if not (low - 1e-6 <= value <= high + 1e-6):
-        raise ValueError(
-            f"{who} metric {key!r} = {value} is outside [{low}, {high}]"
-        )
+        raise ValueError(f"{who} metric {key!r} = {value} is outside [{low}, {high}]")
     return min(max(value, low), high)

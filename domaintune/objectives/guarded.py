@@ -70,6 +70,7 @@ import math
 from typing import Final
 
 from domaintune.errors import UserError
+from domaintune.evaluation import names
 from domaintune.objectives.base import Metrics, Objective, read_metric
 
 #: The markdown above, for the README / ``docs/objective.md`` (kept in sync by
@@ -95,11 +96,16 @@ GUARD_SLACK: Final[float] = 1e-9
 #: base does not divide by zero (its terms then saturate at the clips).
 _EPS: Final[float] = 1e-12
 
+#: Valid range of each domain metric (a value outside is a bug, not a score).
+_RANGES: Final[dict[str, tuple[float, float]]] = {
+    names.VAL_MSE: (0.0, math.inf),
+    names.VAL_SPEARMAN: (-1.0, 1.0),
+    names.RETRIEVAL_R1: (0.0, 1.0),
+}
 #: ``domain_metric`` -> (metric key, higher_is_better, valid range).
 DOMAIN_METRICS: Final[dict[str, tuple[str, bool, tuple[float, float]]]] = {
-    "mse": ("val_mse", False, (0.0, math.inf)),
-    "spearman": ("val_spearman", True, (-1.0, 1.0)),
-    "retrieval": ("retrieval_r1", True, (0.0, 1.0)),
+    choice: (key, higher_better, _RANGES[key])
+    for choice, (key, higher_better) in names.DOMAIN_METRICS.items()
 }
 
 
@@ -121,8 +127,7 @@ def check_options(*, weight: float, tolerance: float, domain_metric: str) -> Non
         raise UserError(f"--tolerance (the STS tolerance) must be a number >= 0, got {tolerance}")
     if domain_metric not in DOMAIN_METRICS:
         raise UserError(
-            f"unknown domain metric {domain_metric!r}; choose one of: "
-            + ", ".join(DOMAIN_METRICS)
+            f"unknown domain metric {domain_metric!r}; choose one of: " + ", ".join(DOMAIN_METRICS)
         )
 
 
@@ -149,10 +154,7 @@ class GuardedObjective(Objective):
     requires_sts = False
 
     def __init__(
-        self,
-        weight: float = 1.0,
-        tolerance: float = 0.005,
-        domain_metric: str = "mse",
+        self, weight: float = 1.0, tolerance: float = 0.005, domain_metric: str = "mse"
     ) -> None:
         check_options(weight=weight, tolerance=tolerance, domain_metric=domain_metric)
         self.weight = float(weight)
@@ -214,15 +216,15 @@ class GuardedObjective(Objective):
                 range.
         """
         d = self.domain_term(trial, base)
-        p = read_metric(trial, "sts_pearson", who="trial", low=-1.0, high=1.0)
-        p_base = read_metric(base, "sts_pearson", who="base", low=-1.0, high=1.0)
+        p = read_metric(trial, names.STS_PEARSON, who="trial", low=-1.0, high=1.0)
+        p_base = read_metric(base, names.STS_PEARSON, who="base", low=-1.0, high=1.0)
         if p is None or p_base is None:
             return {
-                "objective": d,
-                "domain_term": d,
-                "sts_term": 0.0,
-                "guard_violated": 0.0,
-                "domain_only": 1.0,
+                names.OBJECTIVE: d,
+                names.DOMAIN_TERM: d,
+                names.STS_TERM: 0.0,
+                names.GUARD_VIOLATED: 0.0,
+                names.DOMAIN_ONLY: 1.0,
             }
         drop = p_base - p
         s = drop / max(1.0 - p_base, _EPS)
@@ -234,12 +236,12 @@ class GuardedObjective(Objective):
         else:
             objective = min(d + self.weight * s, IN_TOLERANCE_MAX)
         return {
-            "objective": objective,
-            "domain_term": d,
-            "sts_term": s,
-            "sts_delta": p - p_base,
-            "guard_violated": 1.0 if violated else 0.0,
-            "domain_only": 0.0,
+            names.OBJECTIVE: objective,
+            names.DOMAIN_TERM: d,
+            names.STS_TERM: s,
+            names.STS_DELTA: p - p_base,
+            names.GUARD_VIOLATED: 1.0 if violated else 0.0,
+            names.DOMAIN_ONLY: 0.0,
         }
 
     def __repr__(self) -> str:

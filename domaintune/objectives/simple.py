@@ -8,12 +8,8 @@ care about one side.
 from __future__ import annotations
 
 from domaintune.errors import UserError
-from domaintune.objectives.base import (
-    Metrics,
-    Objective,
-    _sts_missing_message,
-    read_metric,
-)
+from domaintune.evaluation import names
+from domaintune.objectives.base import Metrics, Objective, _sts_missing_message, read_metric
 
 
 class ValMseObjective(Objective):
@@ -37,13 +33,13 @@ class ValMseObjective(Objective):
         Raises:
             ValueError: ``val_mse`` is missing, NaN/inf or negative.
         """
-        value = read_metric(trial, "val_mse", who="trial", low=0.0)
+        value = read_metric(trial, names.VAL_MSE, who="trial", low=0.0)
         if value is None:
-            raise ValueError("trial metrics lack 'val_mse'")
-        out = {"objective": value}
-        base_value = read_metric(base, "val_mse", who="base", low=0.0)
+            raise ValueError(f"trial metrics lack {names.VAL_MSE!r}")
+        out = {names.OBJECTIVE: value}
+        base_value = read_metric(base, names.VAL_MSE, who="base", low=0.0)
         if base_value:  # None or 0.0: a ratio would be meaningless
-            out["domain_term"] = value / base_value
+            out[names.DOMAIN_TERM] = value / base_value
         return out
 
 
@@ -69,8 +65,8 @@ class StsPearsonObjective(Objective):
             UserError: STS-B is unavailable (base or trial lacks the score).
             ValueError: A Pearson value is NaN/inf or outside [-1, 1].
         """
-        p = read_metric(trial, "sts_pearson", who="trial", low=-1.0, high=1.0)
-        p_base = read_metric(base, "sts_pearson", who="base", low=-1.0, high=1.0)
+        p = read_metric(trial, names.STS_PEARSON, who="trial", low=-1.0, high=1.0)
+        p_base = read_metric(base, names.STS_PEARSON, who="base", low=-1.0, high=1.0)
         if p is None or p_base is None:
             raise UserError(_sts_missing_message(self.name))
-        return {"objective": -p, "sts_delta": p - p_base}
+        return {names.OBJECTIVE: -p, names.STS_DELTA: p - p_base}

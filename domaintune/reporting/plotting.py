@@ -10,15 +10,16 @@ cheap and plotting never touches pyplot's global backend or figure state
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 
+from domaintune._io import write_atomic
 from domaintune.data.titles import TUTORIAL_TITLES
 from domaintune.errors import UserError
+from domaintune.evaluation.similarity import cosine_similarity_matrix  # re-exported
 
 __all__ = [
     "TUTORIAL_TITLES",
@@ -28,23 +29,6 @@ __all__ = [
 ]
 
 _DEFAULT_TITLE = "Cosine similarity"
-
-
-def cosine_similarity_matrix(embeddings: np.ndarray) -> np.ndarray:
-    """Pairwise cosine similarities of the rows of ``embeddings``.
-
-    ``embeddings`` has shape ``(n, dim)``. Returns a symmetric ``(n, n)``
-    float64 matrix with values clipped to ``[-1, 1]``; an all-zero row has
-    similarity 0 with everything (itself included) instead of NaN.
-    """
-    x = np.asarray(embeddings, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"embeddings must be 2-D (n, dim), got shape {x.shape}")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    unit = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-    sim = unit @ unit.T
-    sim = (sim + sim.T) / 2.0  # exact symmetry despite float round-off
-    return np.clip(sim, -1.0, 1.0)
 
 
 def _check_inputs(titles: Sequence[str], similarity: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -59,11 +43,7 @@ def _check_inputs(titles: Sequence[str], similarity: np.ndarray) -> tuple[list[s
 
 
 def similarity_heatmap_png(
-    titles: Sequence[str],
-    similarity: np.ndarray,
-    title: str = _DEFAULT_TITLE,
-    *,
-    dpi: int = 100,
+    titles: Sequence[str], similarity: np.ndarray, title: str = _DEFAULT_TITLE, *, dpi: int = 100
 ) -> bytes:
     """Render ``similarity`` (``n x n``, rows/columns in ``titles`` order) as PNG.
 
@@ -148,21 +128,8 @@ def save_similarity_heatmap(
             f"cannot write heatmap {target}: directory {parent} does not exist; create it first"
         )
     if target.is_dir():
-        raise UserError(f"cannot write heatmap to {target}: it is a directory; give a .png file name")
-    png = similarity_heatmap_png(titles, similarity, title)
-
-    fd, tmp_name = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(png)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+        raise UserError(
+            f"cannot write heatmap to {target}: it is a directory; give a .png file name"
+        )
+    write_atomic(target, similarity_heatmap_png(titles, similarity, title), fsync=True)
     return target

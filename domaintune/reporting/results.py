@@ -12,18 +12,28 @@ from pathlib import Path
 from typing import Any
 
 from domaintune.errors import UserError
+from domaintune.evaluation import names
+from domaintune.kt_compat import strip_failed_trial_prefix
 
 BASE_METRICS_FILE = "base_metrics.json"
 CONFIG_FILE = "search_config.json"
-TABLE_METRICS = ("objective", "val_mse", "val_spearman", "retrieval_r1", "retrieval_mrr",
-                 "sts_pearson")
+TABLE_METRICS = (
+    names.OBJECTIVE,
+    names.VAL_MSE,
+    names.VAL_SPEARMAN,
+    names.RETRIEVAL_R1,
+    names.RETRIEVAL_MRR,
+    names.STS_PEARSON,
+)
 
 
 def _require_project(project_dir: Path) -> Path:
     project_dir = Path(project_dir)
     if not (project_dir / CONFIG_FILE).is_file():
-        raise UserError(f"'{project_dir}' is not a domaintune search directory (no {CONFIG_FILE}). "
-                        "Pass the --project-dir of a `domaintune search` run.")
+        raise UserError(
+            f"'{project_dir}' is not a domaintune search directory (no {CONFIG_FILE}). "
+            "Pass the --project-dir of a `domaintune search` run."
+        )
     return project_dir
 
 
@@ -31,12 +41,20 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise UserError(f"Cannot read '{path}' ({exc}); the project directory may be damaged.") from None
+        raise UserError(
+            f"Cannot read '{path}' ({exc}); the project directory may be damaged."
+        ) from None
 
 
 def load_base_metrics(project_dir: Path) -> dict[str, float | None]:
     path = Path(project_dir) / BASE_METRICS_FILE
     return read_json(path) if path.is_file() else {}
+
+
+def search_domain_metric(project_dir: Path) -> str:
+    """The search's ``--domain-metric`` (a search older than the option: ``mse``)."""
+    config = read_json(_require_project(project_dir) / CONFIG_FILE)
+    return config.get("domain_metric") or names.DEFAULT_DOMAIN_METRIC
 
 
 def load_trials(project_dir: Path) -> list[dict[str, Any]]:
@@ -51,16 +69,18 @@ def load_trials(project_dir: Path) -> list[dict[str, Any]]:
     for path in sorted(project_dir.glob("trial_*/trial.json"), key=_trial_order):
         state = read_json(path)
         values = state.get("hyperparameters", {}).get("values", {})
-        trial = {"trial_id": state["trial_id"], "status": state.get("status"),
-                 "hyperparameters": {k: v for k, v in values.items()
-                                     if not k.startswith("tuner/")},
-                 "message": failure_reason(state.get("message"))}
+        trial = {
+            "trial_id": state["trial_id"],
+            "status": state.get("status"),
+            "hyperparameters": {k: v for k, v in values.items() if not k.startswith("tuner/")},
+            "message": failure_reason(state.get("message")),
+        }
         metrics = state.get("metrics", {}).get("metrics", {})
         for name, tracked in metrics.items():
             observations = tracked.get("observations") or []
             if observations:
                 trial[name] = observations[-1]["value"][0]
-        trial.setdefault("objective", None)
+        trial.setdefault(names.OBJECTIVE, None)
         trials.append(trial)
     return trials
 
@@ -83,48 +103,55 @@ def failure_reason(message: str | None) -> str | None:
     lines = [line for line in message.strip().splitlines() if line.strip()]
     if not lines:
         return None
-    last = lines[-1].strip()
-    prefix = "keras_tuner.src.errors.FailedTrialError: "
-    return last[len(prefix):] if last.startswith(prefix) else last
+    return strip_failed_trial_prefix(lines[-1].strip())
 
 
 def completed(trials: Sequence[Mapping]) -> list[Mapping]:
-    return [t for t in trials if t["status"] == "COMPLETED" and t.get("objective") is not None]
+    return [t for t in trials if t["status"] == "COMPLETED" and t.get(names.OBJECTIVE) is not None]
 
 
 def ranked(trials: Sequence[Mapping]) -> list[Mapping]:
     """Completed trials, best (lowest objective) first."""
-    return sorted(completed(trials), key=lambda t: t["objective"])
+    return sorted(completed(trials), key=lambda t: t[names.OBJECTIVE])
 
 
 def best_trial(project_dir: Path) -> Mapping:
     trials = ranked(load_trials(project_dir))
     if not trials:
-        raise UserError(f"No completed trial in '{project_dir}' yet; run `domaintune search` "
-                        "to completion first (see `domaintune results` for failures).")
+        raise UserError(
+            f"No completed trial in '{project_dir}' yet; run `domaintune search` "
+            "to completion first (see `domaintune results` for failures)."
+        )
     return trials[0]
 
 
 def format_table(trials: Sequence[Mapping], base: Mapping[str, float | None]) -> str:
     """A plain-text table of trials with deltas against the base model."""
-    shown = [m for m in TABLE_METRICS
-             if m == "objective" or any(r.get(m) is not None for r in [*trials, base])]
-    headers = ["trial", "status", *shown, "Δval_mse", "Δsts", "hyperparameters"]
+    shown = [
+        m
+        for m in TABLE_METRICS
+        if m == names.OBJECTIVE or any(r.get(m) is not None for r in [*trials, base])
+    ]
+    headers = ["trial", "status", *shown, f"Δ{names.VAL_MSE}", "Δsts", "hyperparameters"]
     rows = []
     for t in trials:
         cells = [t["trial_id"], t["status"]]
         cells += [_fmt(t.get(m)) for m in shown]
-        cells += [_delta(t.get("val_mse"), base.get("val_mse")),
-                  _delta(t.get("sts_pearson"), base.get("sts_pearson"))]
+        cells += [
+            _delta(t.get(names.VAL_MSE), base.get(names.VAL_MSE)),
+            _delta(t.get(names.STS_PEARSON), base.get(names.STS_PEARSON)),
+        ]
         hps = ", ".join(f"{k}={_fmt(v)}" for k, v in t["hyperparameters"].items())
         cells.append(hps if t["status"] == "COMPLETED" else f"{hps}  ({t.get('message')})")
         rows.append(cells)
     if base:
-        rows.insert(0, ["base", "-", "-", *[_fmt(base.get(m)) for m in shown[1:]],
-                        "", "", "(untuned)"])
+        rows.insert(
+            0, ["base", "-", "-", *[_fmt(base.get(m)) for m in shown[1:]], "", "", "(untuned)"]
+        )
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
-             for r in [headers, *rows]]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [headers, *rows]
+    ]
     return "\n".join(lines)
 
 

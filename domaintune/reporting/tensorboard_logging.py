@@ -24,8 +24,8 @@ from typing import Any, Literal
 import numpy as np
 
 from domaintune import tf_runtime
-from domaintune.reporting import plotting
 from domaintune.errors import UserError
+from domaintune.reporting import plotting
 
 __all__ = [
     "HParamSpec",
@@ -61,13 +61,17 @@ class HParamSpec:
             raise ValueError("HParamSpec.name must be non-empty")
         if self.kind in ("float", "int"):
             if len(self.values) != 2 or not all(_is_number(v) for v in self.values):
-                raise ValueError(f"hparam {self.name!r}: {self.kind} needs values=(min, max), got {self.values!r}")
+                raise ValueError(
+                    f"hparam {self.name!r}: {self.kind} needs values=(min, max), got {self.values!r}"
+                )
             if self.values[0] > self.values[1]:
                 raise ValueError(f"hparam {self.name!r}: min > max in {self.values!r}")
         elif self.kind == "choice":
             _choice_values(self.name, self.values)  # validates
         elif self.kind != "bool":
-            raise ValueError(f"hparam {self.name!r}: unknown kind {self.kind!r} (float, int, choice, bool)")
+            raise ValueError(
+                f"hparam {self.name!r}: unknown kind {self.kind!r} (float, int, choice, bool)"
+            )
 
     def to_hparam(self, hp_api: Any) -> Any:
         """This spec as an ``hp_api.HParam``."""
@@ -100,7 +104,9 @@ def _choice_values(name: str, values: Iterable[Any]) -> list[Any]:
         return vals
     if all(_is_number(v) for v in vals):
         return vals if all(isinstance(v, int) for v in vals) else [float(v) for v in vals]
-    raise ValueError(f"hparam {name!r}: choice values must be all str, all bool or all numbers: {vals!r}")
+    raise ValueError(
+        f"hparam {name!r}: choice values must be all str, all bool or all numbers: {vals!r}"
+    )
 
 
 def _hp_api() -> Any:
@@ -246,8 +252,7 @@ def read_scalars(trial_dir: Path) -> dict[str, list[tuple[int, float]]]:
     if not trial_dir.is_dir():
         raise UserError(f"no TensorBoard run at {trial_dir}: directory does not exist")
     acc = ea.EventAccumulator(
-        str(trial_dir),
-        size_guidance={ea.TENSORS: 0, ea.IMAGES: 0, ea.SCALARS: 0},
+        str(trial_dir), size_guidance={ea.TENSORS: 0, ea.IMAGES: 0, ea.SCALARS: 0}
     )
     acc.Reload()
     out: dict[str, list[tuple[int, float]]] = {}

@@ -19,12 +19,19 @@ class SearchCallback:
     """Override the hooks you need; each one does nothing by default."""
 
     def on_trial_begin(self, trial_id: str, hyperparameters: Mapping[str, Any]) -> None:
-        """A trial starts with these hyperparameter values."""
+        """A trial starts with these hyperparameter values (without
+        KerasTuner's internal ``tuner/*`` keys, as in the results)."""
 
     def on_phase_end(self, trial_id: str, phase: str, seconds: float) -> None:
         """One of :data:`PHASES` of the trial took ``seconds``."""
 
-    def on_trial_end(self, trial_id: str, status: str, metrics: Mapping[str, float],
-                     seconds: float, message: str | None = None) -> None:
+    def on_trial_end(
+        self,
+        trial_id: str,
+        status: str,
+        metrics: Mapping[str, float],
+        seconds: float,
+        message: str | None = None,
+    ) -> None:
         """The trial ended: ``status`` is KerasTuner's (COMPLETED, FAILED, ...),
         ``metrics`` what it reported, ``message`` why it failed (or None)."""

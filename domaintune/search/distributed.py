@@ -26,8 +26,8 @@ import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass
-from pathlib import Path
 
+from domaintune import kt_compat
 from domaintune.errors import UserError
 
 log = logging.getLogger("domaintune")
@@ -51,13 +51,16 @@ class Cluster:
 
     def export_environment(self) -> None:
         """Set the variables KerasTuner reads to find the oracle."""
-        os.environ.update(KERASTUNER_TUNER_ID=self.tuner_id,
-                          KERASTUNER_ORACLE_IP=self.host,
-                          KERASTUNER_ORACLE_PORT=str(self.port))
+        os.environ.update(
+            KERASTUNER_TUNER_ID=self.tuner_id,
+            KERASTUNER_ORACLE_IP=self.host,
+            KERASTUNER_ORACLE_PORT=str(self.port),
+        )
 
 
-def cluster_from_options(role: str | None, oracle: str | None,
-                         worker_id: str | None) -> Cluster | None:
+def cluster_from_options(
+    role: str | None, oracle: str | None, worker_id: str | None
+) -> Cluster | None:
     """The cluster from CLI options, else from KerasTuner's environment."""
     env = os.environ
     if role is None and "KERASTUNER_ORACLE_IP" in env:
@@ -76,10 +79,13 @@ def cluster_from_options(role: str | None, oracle: str | None,
         raise UserError(f"--oracle '{oracle}': expected HOST:PORT, e.g. 10.0.0.5:8000.")
     if role == "worker" and not worker_id:
         raise UserError("--role worker needs a --worker-id unique to this worker, e.g. 1.")
-    if role == "worker" and (not re.fullmatch(r"[A-Za-z0-9_.-]+", worker_id)
-                             or "chief" in worker_id):
-        raise UserError(f"--worker-id '{worker_id}': use letters, digits, '.', '_' or '-' "
-                        "(and not the word 'chief', which KerasTuner reserves), e.g. 1.")
+    if role == "worker" and (
+        not re.fullmatch(r"[A-Za-z0-9_.-]+", worker_id) or "chief" in worker_id
+    ):
+        raise UserError(
+            f"--worker-id '{worker_id}': use letters, digits, '.', '_' or '-' "
+            "(and not the word 'chief', which KerasTuner reserves), e.g. 1."
+        )
     return Cluster(role, host, int(port), worker_id or "")
 
 
@@ -99,7 +105,8 @@ def wait_for_oracle(cluster: Cluster, timeout: float) -> None:
                     raise UserError(
                         f"No oracle answered at {address} within {timeout:.0f}s. Start the "
                         "chief first (domaintune search --role chief --oracle HOST:PORT ...) "
-                        "and check the host and port, or raise --connect-timeout.") from None
+                        "and check the host and port, or raise --connect-timeout."
+                    ) from None
                 log.warning("Waiting for the oracle at %s ...", address)
 
 
@@ -125,28 +132,6 @@ class Heartbeat:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(timeout=self.every + 5)
-
-
-def resume_oracle(oracle, state_file) -> None:
-    """Reload a chief's saved oracle, keeping its workers' trials running.
-
-    KerasTuner's reload sends every trial that was running to the retry queue
-    (even one that had just completed). A restarted chief's workers are
-    usually still training, so their trials stay theirs; the lease hands the
-    trial of a worker that does not come back to another one.
-    """
-    import json
-
-    ongoing = json.loads(Path(state_file).read_text()).get("ongoing_trials", {})
-    oracle.reload()
-    for tuner_id, trial_id in ongoing.items():
-        trial = oracle.trials[trial_id]
-        if trial_id in oracle._retry_queue:
-            oracle._retry_queue.remove(trial_id)
-        if trial.status not in ("COMPLETED", "FAILED"):
-            trial.status = "RUNNING"  # a retried trial is RUNNING only in memory
-            oracle.ongoing_trials[tuner_id] = trial
-            oracle.tuner_ids.add(tuner_id)
 
 
 class RetryingOracle:
@@ -189,24 +174,23 @@ class RetryingOracle:
 def serve_oracle(oracle, cluster: Cluster, lease_seconds: float) -> None:
     """Chief side: serve ``oracle`` until every trial has ended."""
     import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute.oracle_chief import OracleServicer, exit_chief
 
     if lease_seconds < 3 * HEARTBEAT_SECONDS:
-        raise UserError(f"--lease-timeout {lease_seconds:g} is shorter than 3 heartbeats "
-                        f"({3 * HEARTBEAT_SECONDS:g}s): live workers would lose their trials.")
+        raise UserError(
+            f"--lease-timeout {lease_seconds:g} is shorter than 3 heartbeats "
+            f"({3 * HEARTBEAT_SECONDS:g}s): live workers would lose their trials."
+        )
     leases = Leases()
     failure: list[RuntimeError] = []
 
-    class LeaseServicer(OracleServicer):
+    class LeaseServicer(kt_compat.oracle_servicer_class()):
         """Records when each trial and worker was last heard of."""
 
         def CreateTrial(self, request, context):
             if failure:  # stopped after too many consecutive failures
                 self.stop_triggered = True
                 oracle.tuner_ids.discard(request.tuner_id)
-                return protos.get_service().CreateTrialResponse(
-                    trial=_stopped_trial(oracle).to_proto())
+                return kt_compat.stopped_trial_response(oracle)
             response = super().CreateTrial(request, context)
             leases.seen(request.tuner_id, response.trial.trial_id or None)
             return response
@@ -224,36 +208,29 @@ def serve_oracle(oracle, cluster: Cluster, lease_seconds: float) -> None:
                 return super().EndTrial(request, context)
             except RuntimeError as exc:  # too many consecutive failures
                 failure.append(exc)
-                from domaintune.search.tuner import record_failed_end
-
-                record_failed_end(oracle, request.trial.trial_id)
-                return protos.get_service().EndTrialResponse()
+                kt_compat.record_failed_end(oracle, request.trial.trial_id)
+                return kt_compat.end_trial_response()
 
     servicer = LeaseServicer(oracle)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    kt_compat.add_oracle_servicer(servicer, server)
     try:
         server.add_insecure_port(f"{cluster.host}:{cluster.port}")
     except RuntimeError:
-        raise UserError(f"Cannot listen on {cluster.host}:{cluster.port} (in use, or not an "
-                        "address of this machine). Choose another --oracle port.") from None
+        raise UserError(
+            f"Cannot listen on {cluster.host}:{cluster.port} (in use, or not an "
+            "address of this machine). Choose another --oracle port."
+        ) from None
     server.start()
     log.warning("Oracle serving on %s:%s; start the workers.", cluster.host, cluster.port)
     try:
-        while not (servicer.stop_triggered and exit_chief(oracle)):
+        while not kt_compat.chief_finished(servicer, oracle):
             time.sleep(0.5)
             expire_silent(oracle, leases, lease_seconds)
             if failure and not oracle.ongoing_trials:
                 raise failure[0]
     finally:
         server.stop(grace=2)
-
-
-def _stopped_trial(oracle):
-    from keras_tuner.src.engine import trial as trial_module
-
-    return trial_module.Trial(hyperparameters=oracle.hyperparameters.copy(),
-                              status=trial_module.TrialStatus.STOPPED)
 
 
 class Leases:
@@ -289,16 +266,18 @@ def expire_silent(oracle, leases: Leases, lease_seconds: float) -> None:
 
 
 def _expire_silent(oracle, leases: Leases, lease_seconds: float) -> None:
-    from keras_tuner.src.engine import trial as trial_module
-
     now = time.monotonic()
     for tuner_id, trial in list(oracle.ongoing_trials.items()):
         silent = now - leases.trials.setdefault(trial.trial_id, now)
-        if silent <= lease_seconds or trial.status != trial_module.TrialStatus.RUNNING:
+        if silent <= lease_seconds or trial.status != "RUNNING":
             continue
-        log.warning("Worker %s silent for %.0fs: trial %s is sent for retry.",
-                    tuner_id, silent, trial.trial_id)
-        trial.status = trial_module.TrialStatus.INVALID
+        log.warning(
+            "Worker %s silent for %.0fs: trial %s is sent for retry.",
+            tuner_id,
+            silent,
+            trial.trial_id,
+        )
+        trial.status = "INVALID"
         trial.message = f"worker {tuner_id} stopped responding (no heartbeat for {silent:.0f}s)"
         oracle.end_trial(trial)
         oracle.tuner_ids.discard(tuner_id)
@@ -307,6 +286,7 @@ def _expire_silent(oracle, leases: Leases, lease_seconds: float) -> None:
     for tuner_id in list(oracle.tuner_ids):
         idle = now - leases.workers.setdefault(tuner_id, now)
         if tuner_id not in busy and idle > lease_seconds:
-            log.warning("Worker %s silent for %.0fs between trials: no longer waited for.",
-                        tuner_id, idle)
+            log.warning(
+                "Worker %s silent for %.0fs between trials: no longer waited for.", tuner_id, idle
+            )
             oracle.tuner_ids.discard(tuner_id)

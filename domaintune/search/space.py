@@ -1,7 +1,10 @@
-"""THE search space: the one place that declares what a search tunes.
+"""THE search space: what a search tunes, and where each value lives.
 
-Every hyperparameter of a fine-tuning is a :class:`Param` in
-:data:`SEARCH_SPACE`. Users fix or narrow any of them from the CLI
+Every hyperparameter of a fine-tuning is a :class:`Param` of
+:func:`search_space`. The optimizer's, the data pipeline's and the model's
+are declared here; the ``loss`` choices and the losses' settings come from
+the loss registry (:mod:`domaintune.models.losses`), so a registered loss is
+searchable with no edit here. Users fix or narrow any of them from the CLI
 (``--hp learning_rate=2e-5``, ``--hp batch_size=8,16``,
 ``--hp learning_rate=1e-6:1e-5``) or from a YAML/JSON file mapping names to
 the same forms (a value, a list, or ``{min: .., max: ..}``).
@@ -17,6 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from domaintune.errors import UserError
+from domaintune.models.losses import CLIP_EPSILON, DEFAULT_LOSS, LOSSES, Setting, loss_settings
+
+# Where a value lives, which decides what a trial may reuse (building and
+# tracing the model costs ~5 s for USE-m3):
+GRAPH = "graph"  # shapes the traced train step: another value builds another model
+VARIABLE = "variable"  # held in a TF variable of the built model, assigned per trial
+OUTSIDE = "outside"  # never reaches the graph (data pipeline, fit loop)
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class Param:
     minimum: float | None = None  # valid numeric values (inclusive)
     maximum: float | None = None
     exclusive_minimum: bool = False  # minimum itself is invalid (e.g. a rate of 0)
+    lives: str = GRAPH  # GRAPH | VARIABLE | OUTSIDE; GRAPH, the safe guess, never wrongly reuses
 
     def declare(self, hp) -> Any:
         """Register on KerasTuner ``HyperParameters`` and return the value."""
@@ -45,8 +56,14 @@ class Param:
             return hp.Choice(self.name, list(self.values), default=self.default)
         sampling = "log" if self.log else "linear"
         make = hp.Float if self.kind == "float" else hp.Int
-        return make(self.name, self.low, self.high, step=self.grid_step,
-                    sampling=sampling, default=self.default)
+        return make(
+            self.name,
+            self.low,
+            self.high,
+            step=self.grid_step,
+            sampling=sampling,
+            default=self.default,
+        )
 
     def describe(self) -> str:
         if self.kind == "fixed":
@@ -56,51 +73,153 @@ class Param:
         return f"[{self.low:g}, {self.high:g}]{' log' if self.log else ''}"
 
 
-SEARCH_SPACE: tuple[Param, ...] = (
-    Param("learning_rate", "float", 2e-5, 1e-6, 1e-4, log=True, grid_step=10, minimum=0,
-          exclusive_minimum=True,
-          help="Adam learning rate."),
-    Param("clipnorm", "float", 1.0, 0.1, 10.0, log=True, grid_step=10, minimum=0,
-          exclusive_minimum=True,
-          help="Adam gradient clipping norm, per variable (tf_keras semantics)."),
-    Param("clip_epsilon", "float", 1e-5, 1e-7, 1e-3, log=True, grid_step=100, minimum=0,
-          maximum=1, exclusive_minimum=True,
-          help="Cosine is clipped to +-(1 - clip_epsilon) so arccos keeps a finite gradient."),
-    Param("batch_size", "choice", 16, values=(8, 16, 32), minimum=1,
-          help="Pairs per training step."),
-    Param("epochs", "fixed", 2, minimum=1, help="Maximum epochs (early stopping on val_loss)."),
-    Param("loss", "fixed", "angular_mse",
-          help="angular_mse (the tutorial's), cosent, in_batch_negatives, or mixed "
-               "(angular_mse + mix_weight * in_batch_negatives).",
-          allowed=("angular_mse", "cosent", "in_batch_negatives", "mixed")),
-    Param("scale", "fixed", 20.0, minimum=0, exclusive_minimum=True,
-          help="Logit scale of cosent and in-batch negatives."),
-    Param("positive_threshold", "fixed", 0.99, minimum=0, maximum=1,
-          help="In-batch negatives: pairs scored at least this are positives."),
-    Param("mix_weight", "fixed", 1.0, minimum=0,
-          help="Weight of in-batch negatives in the mixed loss."),
-    Param("clipnorm_scope", "fixed", "variable",
-          help="'variable': clipnorm per variable (tf_keras clipnorm, the tutorial's); "
-               "'global': one norm over all gradients (global_clipnorm).",
-          allowed=("variable", "global")),
-    Param("train_embeddings", "fixed", True,
-          help="Fine-tune the token embedding table (false freezes it)."),
-    Param("sparse_updates", "fixed", True,
-          help="Lazy Adam: update only the embedding rows a batch touches."),
+_OPTIMIZER: tuple[Param, ...] = (
+    Param(
+        "learning_rate",
+        "float",
+        2e-5,
+        1e-6,
+        1e-4,
+        log=True,
+        grid_step=10,
+        minimum=0,
+        exclusive_minimum=True,
+        lives=VARIABLE,
+        help="Adam learning rate.",
+    ),
+    Param(
+        "clipnorm",
+        "float",
+        1.0,
+        0.1,
+        10.0,
+        log=True,
+        grid_step=10,
+        minimum=0,
+        exclusive_minimum=True,
+        lives=VARIABLE,
+        help="Adam gradient clipping norm, per variable (tf_keras semantics).",
+    ),
+)
+_PIPELINE: tuple[Param, ...] = (
+    Param(
+        "batch_size",
+        "choice",
+        16,
+        values=(8, 16, 32),
+        minimum=1,
+        lives=OUTSIDE,
+        help="Pairs per training step.",
+    ),
+    Param(
+        "epochs",
+        "fixed",
+        2,
+        minimum=1,
+        lives=OUTSIDE,
+        help="Maximum epochs (early stopping on val_loss).",
+    ),
+)
+_GRAPH_OPTIONS: tuple[Param, ...] = (
+    Param(
+        "clipnorm_scope",
+        "fixed",
+        "variable",
+        help="'variable': clipnorm per variable (tf_keras clipnorm, the tutorial's); "
+        "'global': one norm over all gradients (global_clipnorm).",
+        allowed=("variable", "global"),
+    ),
+    Param(
+        "train_embeddings",
+        "fixed",
+        True,
+        help="Fine-tune the token embedding table (false freezes it).",
+    ),
+    Param(
+        "sparse_updates",
+        "fixed",
+        True,
+        help="Lazy Adam: update only the embedding rows a batch touches.",
+    ),
 )
 
+
+def _setting_param(name: str, setting: Setting) -> Param:
+    return Param(
+        name,
+        "fixed" if setting.low is None else "float",
+        setting.default,
+        setting.low,
+        setting.high,
+        log=setting.log,
+        grid_step=setting.grid_step,
+        help=setting.help,
+        minimum=setting.minimum,
+        maximum=setting.maximum,
+        exclusive_minimum=setting.exclusive_minimum,
+        lives=GRAPH if setting.shapes_graph else VARIABLE,
+    )
+
+
+def search_space() -> tuple[Param, ...]:
+    """The full space over the losses registered now: the declared parameters
+    (in their historical order: a search's summary must not change), ``loss``
+    and, after it, every loss's settings (a shared setting once)."""
+    settings = loss_settings()
+    # The model's similarity output clips too, whatever the loss: its place is fixed.
+    clip = settings.pop("clip_epsilon", CLIP_EPSILON)
+    own = {p.name for p in _OPTIMIZER + _PIPELINE + _GRAPH_OPTIONS} | {"loss"}
+    if clip != CLIP_EPSILON or own & settings.keys():
+        clash = sorted(own & settings.keys()) or ["clip_epsilon"]
+        raise ValueError(f"loss settings {clash} clash with the search space's own parameters")
+    loss = Param(
+        "loss",
+        "fixed",
+        DEFAULT_LOSS,
+        allowed=tuple(LOSSES),
+        help=f"Pair loss: {', '.join(LOSSES)} (see domaintune.models.losses).",
+    )
+    return (
+        *_OPTIMIZER,
+        _setting_param("clip_epsilon", clip),
+        *_PIPELINE,
+        loss,
+        *(_setting_param(name, s) for name, s in settings.items()),
+        *_GRAPH_OPTIONS,
+    )
+
+
+#: The space with the built-in losses, as at import. ``SearchSpace()`` reads
+#: the registry when it is created, so it also holds losses registered later.
+SEARCH_SPACE: tuple[Param, ...] = search_space()
 PARAM_NAMES = tuple(p.name for p in SEARCH_SPACE)
 
 
 class SearchSpace:
     """The declared space with the user's overrides applied."""
 
-    def __init__(self, params: Iterable[Param] = SEARCH_SPACE):
-        self.params = {p.name: p for p in params}
+    def __init__(self, params: Iterable[Param] | None = None):
+        self.params = {p.name: p for p in (search_space() if params is None else params)}
 
     def declare(self, hp) -> dict[str, Any]:
         """Declare every parameter on ``hp``; return ``{name: value}``."""
         return {name: param.declare(hp) for name, param in self.params.items()}
+
+    def names(self, lives: str) -> tuple[str, ...]:
+        """The parameters whose value lives in ``GRAPH``, ``VARIABLE`` or ``OUTSIDE``."""
+        return tuple(name for name, param in self.params.items() if param.lives == lives)
+
+    def graph_key(self, values: Mapping[str, Any]) -> tuple:
+        """The values that shape the traced graph: trials with equal keys can
+        share one built model. A value the space does not know counts."""
+        reusable = set(self.names(VARIABLE) + self.names(OUTSIDE))
+        return tuple(
+            sorted(
+                (k, v)
+                for k, v in values.items()
+                if k not in reusable and not k.startswith("tuner/")
+            )
+        )
 
     def kt_hyperparameters(self, grid: bool = False):
         """A fresh ``keras_tuner.HyperParameters`` holding this space.
@@ -130,8 +249,9 @@ class SearchSpace:
         params = dict(self.params)
         for name, spec in overrides.items():
             if name not in params:
-                raise UserError(f"--hp: unknown hyperparameter '{name}'. Known: "
-                                f"{', '.join(self.params)}.")
+                raise UserError(
+                    f"--hp: unknown hyperparameter '{name}'. Known: {', '.join(self.params)}."
+                )
             params[name] = _override(params[name], spec)
         return SearchSpace(params.values())
 
@@ -190,12 +310,15 @@ def _coerce(param: Param, raw: Any) -> Any:
             return _in_bounds(param, value)
         value = str(raw)
         if param.allowed and value not in param.allowed:
-            raise UserError(f"--hp {param.name}: '{value}' is not one of "
-                            f"{', '.join(param.allowed)}.")
+            raise UserError(
+                f"--hp {param.name}: '{value}' is not one of {', '.join(param.allowed)}."
+            )
         return value
     except (TypeError, ValueError):
-        raise UserError(f"--hp {param.name}: '{raw}' is not a valid "
-                        f"{type(sample).__name__} (default is {sample!r}).") from None
+        raise UserError(
+            f"--hp {param.name}: '{raw}' is not a valid "
+            f"{type(sample).__name__} (default is {sample!r})."
+        ) from None
 
 
 def _in_bounds(param: Param, value: float) -> float:
@@ -204,8 +327,9 @@ def _in_bounds(param: Param, value: float) -> float:
     if too_low or (high is not None and value > high):
         lower = "" if low is None else (f"> {low:g}" if param.exclusive_minimum else f">= {low:g}")
         upper = "" if high is None else f"<= {high:g}"
-        raise UserError(f"--hp {param.name}={value:g}: must be "
-                        f"{' and '.join(x for x in (lower, upper) if x)}.")
+        raise UserError(
+            f"--hp {param.name}={value:g}: must be {' and '.join(x for x in (lower, upper) if x)}."
+        )
     return value
 
 
@@ -219,16 +343,22 @@ def _override(param: Param, spec: Any) -> Param:
         if param.kind == "fixed" and type(param.default) in (int, float):
             param = replace(param, kind=type(param.default).__name__)
         if param.kind == "choice" and all(type(v) is int for v in param.values):
-            raise UserError(f"--hp {param.name}: give a list of values, e.g. "
-                            f"--hp {param.name}=8,16,32, not a range.")
+            raise UserError(
+                f"--hp {param.name}: give a list of values, e.g. "
+                f"--hp {param.name}=8,16,32, not a range."
+            )
         if param.kind not in ("float", "int"):
             choices = ", ".join(param.allowed) if param.allowed else param.describe()
-            raise UserError(f"--hp {param.name}: a range needs a numeric parameter; "
-                            f"'{param.name}' takes one of {choices}.")
+            raise UserError(
+                f"--hp {param.name}: a range needs a numeric parameter; "
+                f"'{param.name}' takes one of {choices}."
+            )
         low, high = _coerce(param, spec[0]), _coerce(param, spec[1])
         if not low < high or (param.log and low <= 0):
-            raise UserError(f"--hp {param.name}={spec[0]}:{spec[1]}: need min < max"
-                            f"{' and min > 0 (log scale)' if param.log else ''}.")
+            raise UserError(
+                f"--hp {param.name}={spec[0]}:{spec[1]}: need min < max"
+                f"{' and min > 0 (log scale)' if param.log else ''}."
+            )
         default = min(max(param.default, low), high)
         return replace(param, low=low, high=high, default=default)
     values = list(spec) if isinstance(spec, (list, tuple)) else [spec]
@@ -247,8 +377,10 @@ def parse_hp_options(options: Iterable[str]) -> dict[str, Any]:
         name, sep, raw = option.partition("=")
         name, raw = name.strip(), raw.strip()
         if not sep or not name or not raw:
-            raise UserError(f"--hp '{option}': expected NAME=VALUE, NAME=V1,V2 or "
-                            "NAME=MIN:MAX, e.g. --hp learning_rate=2e-5.")
+            raise UserError(
+                f"--hp '{option}': expected NAME=VALUE, NAME=V1,V2 or "
+                "NAME=MIN:MAX, e.g. --hp learning_rate=2e-5."
+            )
         if ":" in raw:
             low, _, high = raw.partition(":")
             overrides[name] = (low, high, "range")
@@ -273,6 +405,8 @@ def load_hp_file(path: Path) -> dict[str, Any]:
     except Exception as exc:  # json/yaml errors carry the line number
         raise UserError(f"--hp-file: '{path}' is not valid YAML/JSON: {exc}") from None
     if not isinstance(data, Mapping):
-        raise UserError(f"--hp-file: '{path}' must map hyperparameter names to a value, "
-                        "a list of values, or {min: .., max: ..}.")
+        raise UserError(
+            f"--hp-file: '{path}' must map hyperparameter names to a value, "
+            "a list of values, or {min: .., max: ..}."
+        )
     return dict(data)

@@ -12,25 +12,25 @@ import contextlib
 import gc
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras_tuner as kt
-from keras_tuner.src import config as kt_config  # no public handle for DEBUG
 
-from domaintune import tf_runtime
+from domaintune import kt_compat, tf_runtime
 from domaintune.data.titles import TUTORIAL_TITLES
-from domaintune.evaluation.metrics import pair_metrics, sts_metrics
-from domaintune.models.siamese import build_model, graph_key, pair_dataset
-from domaintune.objectives import Objective
-from domaintune.evaluation.retrieval import retrieval_metrics
+from domaintune.evaluation import names
+from domaintune.evaluation.trial import encoder_metrics
+from domaintune.models.siamese import build_model, pair_dataset
 from domaintune.models.trainable_encoder import CHECKPOINT_NAME, TrainableEncoder
-from domaintune.search.space import SearchSpace
+from domaintune.objectives import Objective
+from domaintune.reporting.results import failure_reason
 from domaintune.reporting.tensorboard_logging import TrialLogger
-
-TUNERS = ("random", "bayesian", "hyperband", "grid")
+from domaintune.search.callbacks import SearchCallback
+from domaintune.search.distributed import Heartbeat, RetryingOracle
+from domaintune.search.space import SearchSpace
 
 
 @dataclass
@@ -44,60 +44,72 @@ class SearchData:
     retrieval: Any | None = None  # RetrievalSet from the validation pairs, if any
 
 
-def encoder_metrics(encoder: TrainableEncoder, data: SearchData) -> dict[str, float | None]:
-    """Domain-validation (MSE, correlations, retrieval) and STS-B metrics."""
-    encode = encoder.encode_fn()
-    domain = pair_metrics(encode, data.val)
-    metrics: dict[str, float | None] = {
-        "val_mse": domain["pairs_mse"], "val_pearson": domain["pairs_pearson"],
-        "val_spearman": domain["pairs_spearman"], "sts_pearson": None}
-    if data.retrieval is not None:
-        found = retrieval_metrics(encode, data.retrieval)
-        metrics.update({k: found[k] for k in ("retrieval_r1", "retrieval_r5", "retrieval_mrr")})
-    if data.sts is not None:
-        metrics["sts_pearson"] = sts_metrics(encode, data.sts)["sts_pearson"]
-    # A correlation is undefined (NaN) when the validation scores are constant.
-    return {k: (v if v is not None and math.isfinite(v) else None) for k, v in metrics.items()}
-
-
-def make_oracle(kind: str, space: SearchSpace, *, max_trials: int, max_epochs: int,
-                seed: int, max_consecutive_failures: int, max_retries_per_trial: int = 0):
+def make_oracle(
+    kind: str,
+    space: SearchSpace,
+    *,
+    max_trials: int,
+    max_epochs: int,
+    seed: int,
+    max_consecutive_failures: int,
+    max_retries_per_trial: int = 0,
+):
     """One of KerasTuner's oracles over ``space``, minimising ``objective``."""
-    objective = kt.Objective("objective", "min")
-    common = dict(objective=objective, seed=seed, tune_new_entries=False,
-                  allow_new_entries=False, max_retries_per_trial=max_retries_per_trial,
-                  max_consecutive_failed_trials=max_consecutive_failures)
+    objective = kt.Objective(names.OBJECTIVE, "min")
+    common = dict(
+        objective=objective,
+        seed=kt_compat.oracle_seed(seed),
+        tune_new_entries=False,
+        allow_new_entries=False,
+        max_retries_per_trial=max_retries_per_trial,
+        max_consecutive_failed_trials=max_consecutive_failures,
+    )
     hp = space.kt_hyperparameters(grid=(kind == "grid"))
     if kind == "random":
         return kt.oracles.RandomSearchOracle(max_trials=max_trials, hyperparameters=hp, **common)
     if kind == "bayesian":
-        return kt.oracles.BayesianOptimizationOracle(max_trials=max_trials, hyperparameters=hp,
-                                                     **common)
+        return kt.oracles.BayesianOptimizationOracle(
+            max_trials=max_trials, hyperparameters=hp, **common
+        )
     if kind == "grid":
         return kt.oracles.GridSearchOracle(max_trials=max_trials, hyperparameters=hp, **common)
     if kind == "hyperband":
         # Hyperband sizes itself from max_epochs: it has no max_trials.
-        return kt.oracles.HyperbandOracle(max_epochs=max_epochs, factor=3, hyperband_iterations=1,
-                                          hyperparameters=hp, **common)
-    raise ValueError(f"unknown tuner {kind!r}; choose from {TUNERS}")
+        return kt.oracles.HyperbandOracle(
+            max_epochs=max_epochs, factor=3, hyperband_iterations=1, hyperparameters=hp, **common
+        )
+    raise ValueError(f"unknown tuner {kind!r}; choose from {kt_compat.TUNERS}")
 
 
 def planned_trials(oracle, max_trials: int) -> int:
     """How many trials the oracle will run (Hyperband decides for itself)."""
     if isinstance(oracle, kt.oracles.HyperbandOracle):
-        return oracle.hyperband_iterations * sum(
-            oracle._get_size(b, r) for b in range(oracle._get_num_brackets())
-            for r in range(oracle._get_num_rounds(b)))
+        return kt_compat.hyperband_planned_trials(oracle)
     return max_trials
 
 
 class SiameseTuner(kt.Tuner):
-    """Runs each trial as a siamese fine-tuning of the in-memory base encoder."""
+    """Runs each trial as a siamese fine-tuning of the in-memory base encoder.
 
-    def __init__(self, oracle, *, encoder: TrainableEncoder, objective: Objective,
-                 space: SearchSpace, project_dir: Path, keep_best: int = 1, seed: int = 0,
-                 overwrite: bool = False, reporter=None, distributed: bool = False,
-                 strategy=None, oracle_patience: float = 300.0):
+    ``callbacks`` are told when each trial begins and ends and how long each
+    of its phases took (see :mod:`domaintune.search.callbacks`).
+    """
+
+    def __init__(
+        self,
+        oracle,
+        *,
+        encoder: TrainableEncoder,
+        objective: Objective,
+        space: SearchSpace,
+        project_dir: Path,
+        keep_best: int = 1,
+        seed: int = 0,
+        callbacks: Sequence[SearchCallback] = (),
+        distributed: bool = False,
+        strategy=None,
+        oracle_patience: float = 300.0,
+    ):
         self.encoder = encoder
         self.space = space
         self.distributed = distributed
@@ -108,20 +120,18 @@ class SiameseTuner(kt.Tuner):
         self.objective = objective
         self.keep_best = keep_best
         self.seed = seed
-        self.reporter = reporter
+        self.callbacks = list(callbacks)
         self._model = self._model_key = None  # reused while the graph stays the same
         self._from_base = False  # did the last trial start from the base weights?
         project_dir = Path(project_dir)
-        super().__init__(oracle=oracle, directory=str(project_dir.parent),
-                         project_name=project_dir.name, overwrite=overwrite)
+        super().__init__(
+            oracle=oracle, directory=str(project_dir.parent), project_name=project_dir.name
+        )
         if distributed:  # KerasTuner wrapped the oracle in its gRPC client
-            from domaintune.search.distributed import RetryingOracle
-
             self.oracle = RetryingOracle(self.oracle, oracle_patience)
-        self.oracle.verbose = 0  # our reporter prints the progress lines
-        # Else KerasTuner prints each failed trial's traceback; the reason is
-        # recorded in the trial and shown on its progress line instead.
-        kt_config.DEBUG = False
+        self.oracle.verbose = 0  # the callbacks report the progress
+        # The failure reason is recorded in the trial and given to on_trial_end.
+        kt_compat.quiet_failed_trials()
 
     # -- paths ---------------------------------------------------------------
     @property
@@ -135,54 +145,86 @@ class SiameseTuner(kt.Tuner):
     def run_trial(self, trial, data: SearchData) -> dict[str, float]:
         if not self.distributed:
             return self._train_and_score(trial, data)
-        from domaintune.search.distributed import Heartbeat
-
         with Heartbeat(self.oracle, trial.trial_id):
             return self._train_and_score(trial, data)
 
     def _train_and_score(self, trial, data: SearchData) -> dict[str, float]:
+        trial_id = trial.trial_id
         values = dict(trial.hyperparameters.values)
-        initial_epoch = self._warm_start(values)  # before a rebuild drops the last model
-        model = self._model_for(trial.hyperparameters, values)
+        with self._phase(trial_id, "restore"):
+            initial_epoch = self._warm_start(values)  # before a rebuild drops the last model
+        with self._phase(trial_id, "build"):
+            model = self._model_for(trial.hyperparameters, values)
         epochs = int(values.get("tuner/epochs", values["epochs"]))
-        batch = dict(batch_size=int(values["batch_size"]), unique_texts=model.pair_loss.in_batch,
-                     positives_only=(float(values["positive_threshold"])
-                                     if values.get("loss") == "in_batch_negatives" else None))
-        train = pair_dataset(data.train, shuffle=True, seed=self.seed + int(trial.trial_id),
-                             **batch)
+        loss = model.pair_loss  # its batches: unique texts? positive pairs only?
+        batch = dict(
+            batch_size=int(values["batch_size"]),
+            unique_texts=loss.in_batch,
+            positives_only=(float(values["positive_threshold"]) if loss.positives_only else None),
+        )
+        train = pair_dataset(
+            data.train, shuffle=True, seed=self.seed + int(trial.trial_id), **batch
+        )
         val = pair_dataset(data.val, shuffle=False, **batch)
         changed = _changed_rows(model) if self._from_base else None
         with TrialLogger(self.logdir, trial.trial_id) as logger:
-            history = model.fit(
-                train, validation_data=val, epochs=epochs, initial_epoch=initial_epoch,
-                verbose=0, callbacks=[_EpochLog(logger), _StopOnNonFinite(),
-                                      _RestoreBestEpoch(self.encoder, epochs - 1, changed)])
+            with self._phase(trial_id, "fit"):
+                history = model.fit(
+                    train,
+                    validation_data=val,
+                    epochs=epochs,
+                    initial_epoch=initial_epoch,
+                    verbose=0,
+                    callbacks=[
+                        _EpochLog(logger),
+                        _StopOnNonFinite(),
+                        _RestoreBestEpoch(self.encoder, epochs - 1, changed),
+                    ],
+                )
             losses = history.history.get("loss", [])
-            if any(not math.isfinite(x) for x in losses) or \
-                    not self.encoder.all_finite(_changed_rows(model)):
+            if any(not math.isfinite(x) for x in losses) or not self.encoder.all_finite(
+                _changed_rows(model)
+            ):
                 raise kt.errors.FailedTrialError(
-                    f"training diverged (loss {losses}); lower learning_rate or clipnorm")
-            metrics = encoder_metrics(self.encoder, data)
-            if data.sts is not None and metrics["sts_pearson"] is None:
-                raise kt.errors.FailedTrialError(
-                    "STS-B Pearson is undefined (collapsed embeddings); lower learning_rate")
-            try:
-                scored = self.objective.score(metrics, data.base_metrics)
-            except ValueError as exc:  # NaN/inf metrics
-                raise kt.errors.FailedTrialError(str(exc)) from None
+                    f"training diverged (loss {losses}); lower learning_rate or clipnorm"
+                )
+            with self._phase(trial_id, "score"):
+                metrics = encoder_metrics(
+                    self.encoder.encode_fn(), data.val, data.sts, data.retrieval
+                )
+                if data.sts is not None and metrics[names.STS_PEARSON] is None:
+                    raise kt.errors.FailedTrialError(
+                        "STS-B Pearson is undefined (collapsed embeddings); lower learning_rate"
+                    )
+                try:
+                    scored = self.objective.score(metrics, data.base_metrics)
+                except ValueError as exc:  # NaN/inf metrics
+                    raise kt.errors.FailedTrialError(str(exc)) from None
             results = {**{k: float(v) for k, v in metrics.items() if v is not None}, **scored}
-            results["epochs_run"] = float(len(losses))
-            if self._worth_keeping(results["objective"]):
-                self.save_model(trial.trial_id, model)
+            results[names.EPOCHS_RUN] = float(len(losses))
+            if self._worth_keeping(results[names.OBJECTIVE]):
+                with self._phase(trial_id, "checkpoint"):
+                    self.save_model(trial_id, model)
             last_epoch = initial_epoch + len(losses)
             logger.log_final(_loggable(values), results, step=last_epoch)
-            _log_heatmap(logger, self.encoder, last_epoch)
+            with self._phase(trial_id, "heatmap"):
+                _log_heatmap(logger, self.encoder, last_epoch)
         return results
+
+    @contextlib.contextmanager
+    def _phase(self, trial_id: str, phase: str) -> Iterator[None]:
+        """Time one of the trial's phases for the callbacks (one that raises
+        is not reported: the trial's end says why it failed)."""
+        started = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - started
+        for callback in self.callbacks:
+            callback.on_phase_end(trial_id, phase, seconds)
 
     def _model_for(self, hp, values: dict):
         """The built model for this trial: the previous trial's, given this
         trial's values, when the graph-shaping ones are the same."""
-        key = graph_key(values)
+        key = self.space.graph_key(values)
         if self._model is None or self._model_key != key:
             self._model = None
             rt = tf_runtime.load()
@@ -193,8 +235,9 @@ class SiameseTuner(kt.Tuner):
             rt.tf.random.set_seed(self.seed)
         with self.strategy.scope() if self.strategy else contextlib.nullcontext():
             if self._model is None:
-                self._model = build_model(hp, self.encoder.keras_layer(trainable=True),
-                                          self.space)
+                self._model = build_model(
+                    self.space.declare(hp), self.encoder.keras_layer(trainable=True)
+                )
                 self._model_key = key
             self._model.start_trial(values)
         return self._model
@@ -218,8 +261,9 @@ class SiameseTuner(kt.Tuner):
         for USE-m3 only to delete it is most of a short trial's cost.)"""
         if self.hyperband:
             return True  # any trial may become a parent
-        scores = [t.score for t in self.oracle.get_best_trials(self.keep_best)
-                  if t.score is not None]
+        scores = [
+            t.score for t in self.oracle.get_best_trials(self.keep_best) if t.score is not None
+        ]
         return len(scores) < self.keep_best or objective < scores[-1]
 
     def save_model(self, trial_id, model=None, step=0) -> None:
@@ -234,12 +278,17 @@ class SiameseTuner(kt.Tuner):
     def on_trial_begin(self, trial) -> None:
         super().on_trial_begin(trial)
         self._trial_started = time.monotonic()
+        values = {
+            k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")
+        }
+        for callback in self.callbacks:
+            callback.on_trial_begin(trial.trial_id, values)
 
     def on_trial_end(self, trial) -> None:
         try:
             super().on_trial_end(trial)
         except RuntimeError:  # too many consecutive failures
-            record_failed_end(self.oracle, trial.trial_id)
+            kt_compat.record_failed_end(self.oracle, trial.trial_id)
             raise
         finally:
             self.prune_checkpoints()
@@ -247,21 +296,30 @@ class SiameseTuner(kt.Tuner):
             # canvas, tf.data pipelines) that Python's rare full collections
             # would free only much later: peak memory would creep up.
             gc.collect()
-            if self.reporter is not None:
-                self.reporter.trial_done(self.oracle.get_trial(trial.trial_id),
-                                         time.monotonic() - self._trial_started)
+            self._report_trial_end(trial.trial_id)
+
+    def _report_trial_end(self, trial_id: str) -> None:
+        """Tell the callbacks how the trial ended, from the oracle's copy of
+        it: its status, metrics and failure message."""
+        if not self.callbacks:
+            return
+        seconds = time.monotonic() - self._trial_started
+        ended = self.oracle.get_trial(trial_id)
+        metrics = {name: ended.metrics.get_last_value(name) for name in ended.metrics.metrics}
+        metrics = {name: value for name, value in metrics.items() if value is not None}
+        message = None if ended.status == "COMPLETED" else failure_reason(ended.message)
+        for callback in self.callbacks:
+            callback.on_trial_end(trial_id, ended.status, metrics, seconds, message)
 
     def protected_trial_ids(self) -> set[str] | None:
         """Trials whose checkpoints must stay: the best, and Hyperband parents
         (None: keep everything, for Hyperband seen from a worker)."""
         keep = {t.trial_id for t in self.oracle.get_best_trials(self.keep_best)}
         if self.hyperband:
-            brackets = getattr(self.oracle, "_brackets", None)
-            if brackets is None:  # an OracleClient does not show them
+            parents = kt_compat.hyperband_parent_ids(self.oracle)
+            if parents is None:  # an OracleClient does not show them
                 return None
-            for bracket in brackets:
-                for round_info in bracket["rounds"][:-1]:  # possible parents only
-                    keep.update(info["id"] for info in round_info)
+            keep |= parents
         return keep
 
     def prune_checkpoints(self) -> None:
@@ -280,17 +338,6 @@ class SiameseTuner(kt.Tuner):
                 continue
             if self.oracle.get_trial(trial_id).status in ("COMPLETED", "FAILED", "INVALID"):
                 path.unlink(missing_ok=True)
-
-
-def record_failed_end(oracle, trial_id: str) -> None:
-    """Record the trial that hit the consecutive-failure limit: KerasTuner
-    raises before writing it and before dropping it from the ongoing trials
-    (a resume would run it again)."""
-    oracle._save_trial(oracle.get_trial(trial_id))
-    for tuner_id, ongoing in list(oracle.ongoing_trials.items()):
-        if ongoing.trial_id == trial_id:
-            oracle.ongoing_trials.pop(tuner_id)
-    oracle.save()
 
 
 def _changed_rows(model) -> Callable[[Any], Any]:
@@ -338,8 +385,12 @@ class _RestoreBestEpoch(tf_runtime.load().tf_keras.callbacks.Callback):
     (if it is the best, its weights are in place), and with ``changed_rows``
     (a trial from the base) only the rows changed so far are copied."""
 
-    def __init__(self, encoder: TrainableEncoder, last_epoch: int,
-                 changed_rows: Callable[[Any], Any] | None = None):
+    def __init__(
+        self,
+        encoder: TrainableEncoder,
+        last_epoch: int,
+        changed_rows: Callable[[Any], Any] | None = None,
+    ):
         super().__init__()
         self.encoder = encoder
         self.last_epoch = last_epoch

@@ -1,0 +1,476 @@
+"""The Python API: search, inspect, export and evaluate in a few lines.
+
+Everything the ``domaintune`` command does goes through these calls (the CLI
+only parses options and prints), so a script and a shell user get the same
+searches, the same project directories and the same errors
+(:class:`~domaintune.errors.UserError`, whose message says what to fix).
+
+Nothing heavy is imported here: TensorFlow and KerasTuner load inside the
+calls, after the inputs are checked. Progress is logged to the ``domaintune``
+logger (``logging.basicConfig(level=logging.INFO)`` shows it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+from domaintune.errors import UserError
+from domaintune.search.callbacks import SearchCallback
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from domaintune.objectives import Objective
+
+#: A pair file's path, or a pandas DataFrame with the same columns.
+Pairs = Union[str, "os.PathLike[str]", "pd.DataFrame"]
+_META = ("trial_id", "status", "hyperparameters", "message")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial of a search: what it tried and what it measured.
+
+    ``status`` is KerasTuner's (``COMPLETED``, ``FAILED``, ``RUNNING``, ...),
+    ``metrics`` every metric the trial reported (``objective``, ``val_mse``,
+    ``sts_pearson``, ...; empty for a failed trial), ``message`` why it failed.
+
+    Example::
+
+        import domaintune as dt
+
+        for trial in dt.load_search("runs/demo").trials:
+            print(trial.trial_id, trial.status, trial.objective, trial.hyperparameters)
+    """
+
+    trial_id: str
+    status: str
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    message: str | None = None
+
+    @property
+    def objective(self) -> float | None:
+        """The search's objective (lower is better), or None if not scored."""
+        return self.metrics.get("objective")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat record ``domaintune results --json`` prints for this trial."""
+        record = {
+            "trial_id": self.trial_id,
+            "status": self.status,
+            "hyperparameters": dict(self.hyperparameters),
+            "message": self.message,
+            **self.metrics,
+        }
+        record.setdefault("objective", None)
+        return record
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Trial:
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            str(record["trial_id"]),
+            record["status"],
+            dict(record["hyperparameters"]),
+            {k: v for k, v in record.items() if k not in _META and v is not None},
+            record.get("message"),
+        )
+
+
+class SearchResult:
+    """A search's project directory, read live: trials, best, table, export.
+
+    Returned by :func:`search` and :func:`load_search`; every property reads
+    the directory again, so it follows a search that is still running.
+
+    Example::
+
+        import domaintune as dt
+
+        result = dt.load_search("runs/demo")
+        print(result.table())               # what `domaintune results runs/demo` prints
+        print(result.best.hyperparameters)
+        result.export("demo-encoder")        # a SavedModel for hub.KerasLayer
+    """
+
+    def __init__(self, project_dir: str | os.PathLike[str]):
+        from domaintune.reporting.results import load_trials
+
+        self.project_dir = Path(project_dir)
+        load_trials(self.project_dir)  # a UserError unless it is a search's directory
+
+    def __repr__(self) -> str:
+        return f"SearchResult({str(self.project_dir)!r})"
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The search's settings (``search_config.json``)."""
+        from domaintune.reporting.results import CONFIG_FILE, read_json
+
+        return read_json(self.project_dir / CONFIG_FILE)
+
+    @property
+    def base_metrics(self) -> dict[str, float | None]:
+        """The untuned base model's metrics ({} until the search computed them)."""
+        from domaintune.reporting.results import load_base_metrics
+
+        return load_base_metrics(self.project_dir)
+
+    @property
+    def trials(self) -> list[Trial]:
+        """Every trial so far, in trial-id order."""
+        from domaintune.reporting.results import load_trials
+
+        return [Trial.from_dict(t) for t in load_trials(self.project_dir)]
+
+    @property
+    def best(self) -> Trial | None:
+        """The completed trial with the lowest objective (None if none completed)."""
+        from domaintune.reporting.results import ranked
+
+        best = ranked([t.to_dict() for t in self.trials])
+        return Trial.from_dict(best[0]) if best else None
+
+    def pareto_front(self) -> list[Trial]:
+        """The completed trials no other one beats on both the search's domain
+        metric and STS-B Pearson (``domaintune results --pareto``)."""
+        from domaintune.objectives import pareto_front
+        from domaintune.reporting.results import search_domain_metric
+
+        done = [t.to_dict() for t in self.trials if t.status == "COMPLETED"]
+        front = pareto_front(done, search_domain_metric(self.project_dir))
+        return [Trial.from_dict(t) for t in front]
+
+    def table(self, trials: Sequence[Trial] | None = None) -> str:
+        """The plain-text table of ``domaintune results`` (default: every trial),
+        with the base model's row and deltas against it."""
+        from domaintune.reporting.results import format_table
+
+        shown = self.trials if trials is None else trials
+        return format_table([t.to_dict() for t in shown], self.base_metrics)
+
+    def export(self, out: str | os.PathLike[str], trial_id: str | None = None) -> Path:
+        """Write the best (or ``trial_id``'s) encoder to the new folder ``out``
+        as a TF-Hub SavedModel with a ``model_card.json``; return its path."""
+        from domaintune.export import export_trial
+
+        return export_trial(self.project_dir, Path(out), trial_id)
+
+
+def load_search(project_dir: str | os.PathLike[str]) -> SearchResult:
+    """Open a finished or running search's project directory.
+
+    Raises :class:`UserError` when ``project_dir`` is not one.
+
+    Example::
+
+        import domaintune as dt
+
+        result = dt.load_search("runs/demo")
+        print(len(result.trials), result.best)
+    """
+    return SearchResult(project_dir)
+
+
+class _TrialEnd(SearchCallback):
+    """Hands a :class:`Trial` record to a plain function when a trial ends."""
+
+    def __init__(self, function: Callable[[Trial], None]):
+        self.function = function
+        self.values: dict[str, dict[str, Any]] = {}
+
+    def on_trial_begin(self, trial_id: str, hyperparameters: Mapping[str, Any]) -> None:
+        self.values[trial_id] = dict(hyperparameters)
+
+    def on_trial_end(
+        self,
+        trial_id: str,
+        status: str,
+        metrics: Mapping[str, float],
+        seconds: float,
+        message: str | None = None,
+    ) -> None:
+        values = {name: float(value) for name, value in metrics.items()}  # not numpy's
+        self.function(Trial(trial_id, status, self.values.pop(trial_id, {}), values, message))
+
+
+def search(
+    train: Pairs | None = None,
+    val: Pairs | None = None,
+    *,
+    val_split: float = 0.2,
+    base: str = "use-m3",
+    sts: str = "auto",
+    tuner: str = "random",
+    max_trials: int = 5,
+    epochs: int | None = None,
+    hp: Mapping[str, Any] | None = None,
+    hp_file: str | os.PathLike[str] | None = None,
+    loss: Any = None,
+    objective: str | Objective = "guarded",
+    domain_metric: str = "mse",
+    objective_weight: float = 1.0,
+    tolerance: float = 0.005,
+    project_dir: str | os.PathLike[str] = "domaintune_runs/search",
+    overwrite: bool = False,
+    keep_best: int = 1,
+    seed: int = 0,
+    max_consecutive_failures: int = 3,
+    columns: str | Sequence[str] = ("base", "ref", "similarity"),
+    scale: str = "angular",
+    dedupe: str = "error",
+    role: str | None = None,
+    oracle: str | None = None,
+    worker_id: str | None = None,
+    lease_timeout: float = 60.0,
+    connect_timeout: float = 120.0,
+    strategy: str = "none",
+    on_trial_end: Callable[[Trial], None] | None = None,
+    callbacks: Iterable[SearchCallback] = (),
+) -> SearchResult:
+    """Search (or resume) the fine-tuning of ``base`` on domain pairs; the
+    options are those of ``domaintune search`` (see the README).
+
+    ``train``/``val``: a pair file or a DataFrame (columns base, ref, similarity
+    [, hard_negative]), checked as strictly as a file; ``train=None`` is the
+    bundled job-title sample, ``val=None`` a grouped ``val_split`` of ``train``.
+    ``hp`` fixes or narrows hyperparameters: a value (fixed), a list (choice)
+    or a ``(min, max)`` tuple (range). ``loss`` is a loss name, a list of names,
+    or an instance (``InBatchNegatives(scale=30.0)`` fixes its settings too);
+    ``objective`` a name or an :class:`~domaintune.objectives.Objective`.
+    ``on_trial_end`` gets each finished :class:`Trial`; ``callbacks`` are
+    :class:`~domaintune.search.callbacks.SearchCallback` objects. ``role``,
+    ``oracle``, ``worker_id``: a distributed search's part of this process.
+
+    Rerunning with the same settings resumes; other settings are refused
+    unless ``overwrite``. Returns the search's :class:`SearchResult`.
+
+    Example::
+
+        import domaintune as dt
+
+        result = dt.search(sts="none", max_trials=2, epochs=1, project_dir="runs/demo",
+                           hp={"learning_rate": (1e-5, 5e-5), "batch_size": [16, 32]},
+                           on_trial_end=lambda trial: print(trial.trial_id, trial.objective))
+        print(result.best)
+    """
+    from domaintune.data.pairs import is_frame, parse_columns, sample_path
+    from domaintune.search.distributed import cluster_from_options
+    from domaintune.search.runner import SearchConfig, run_search
+
+    if role not in (None, "chief", "worker"):
+        raise UserError(f"--role {role!r}: use 'chief' or 'worker'.")
+    for option, value in (
+        ("max-trials", max_trials),
+        ("keep-best", keep_best),
+        ("max-consecutive-failures", max_consecutive_failures),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"--{option} must be a whole number >= 1, got {value!r}.")
+    frames = {name: value for name, value in (("train", train), ("val", val)) if is_frame(value)}
+    overrides = _hp_overrides(hp, hp_file, epochs, loss)
+    objective_name, objective = (
+        (objective, None) if isinstance(objective, str) else (_objective_name(objective), objective)
+    )
+    config = SearchConfig(
+        train="" if "train" in frames else str(train if train is not None else sample_path()),
+        val="" if "val" in frames else (str(val) if val is not None else None),
+        val_split=val_split,
+        base=str(base),
+        sts=str(sts),
+        tuner=tuner,
+        max_trials=max_trials,
+        objective=objective_name,
+        domain_metric=getattr(objective, "domain_metric", domain_metric),
+        objective_weight=getattr(objective, "weight", objective_weight),
+        tolerance=getattr(objective, "tolerance", tolerance),
+        project_dir=str(project_dir),
+        keep_best=keep_best,
+        seed=seed,
+        max_consecutive_failures=max_consecutive_failures,
+        hp_overrides=overrides,
+        pair_format={
+            "columns": list(parse_columns(columns) if isinstance(columns, str) else columns),
+            "scale": scale,
+            "dedupe": dedupe,
+        },
+    )
+    hooks = [*callbacks, *([_TrialEnd(on_trial_end)] if on_trial_end else [])]
+    run_search(
+        config,
+        overwrite=overwrite,
+        cluster=cluster_from_options(role, oracle, worker_id),
+        lease_seconds=lease_timeout,
+        connect_timeout=connect_timeout,
+        strategy=strategy,
+        objective=objective,
+        frames=frames,
+        callbacks=hooks,
+    )
+    return SearchResult(config.project_dir)
+
+
+def _objective_name(objective: Any) -> str:
+    from domaintune.objectives import Objective
+
+    if not isinstance(objective, Objective):
+        raise UserError(
+            f"objective={objective!r}: give a name (e.g. 'guarded') or an "
+            "instance of a domaintune.objectives.Objective subclass."
+        )
+    return objective.name
+
+
+def _hp_overrides(
+    hp: Mapping[str, Any] | None, hp_file: Any, epochs: int | None, loss: Any
+) -> dict[str, Any]:
+    """The API's hyperparameter forms as the search space's overrides."""
+    from domaintune.search.space import load_hp_file
+
+    overrides = load_hp_file(Path(hp_file)) if hp_file else {}
+    for name, spec in (hp or {}).items():
+        if isinstance(spec, tuple):
+            if len(spec) != 2:
+                raise UserError(f"--hp {name}: a range is a (min, max) tuple, got {spec!r}.")
+            spec = (spec[0], spec[1], "range")
+        elif not isinstance(spec, (list, Mapping)):
+            spec = [spec]
+        overrides[name] = spec
+    if epochs is not None:
+        if "epochs" in overrides:
+            raise UserError("--epochs and --hp epochs=... both set the epochs; keep one.")
+        overrides["epochs"] = [epochs]
+    for name, spec in _loss_overrides(loss).items():
+        if name in overrides:
+            raise UserError(f"loss= and hp {name!r} both set the loss's {name}; keep one.")
+        overrides[name] = spec
+    return overrides
+
+
+def _loss_overrides(loss: Any) -> dict[str, Any]:
+    """A loss name or names -> loss=[...]; an instance also fixes its settings."""
+    if loss is None:
+        return {}
+    if isinstance(loss, str):
+        return {"loss": [loss]}
+    if isinstance(loss, (list, tuple)) and all(isinstance(x, str) for x in loss):
+        return {"loss": list(loss)}
+    if not (
+        dataclasses.is_dataclass(loss)
+        and not isinstance(loss, type)
+        and isinstance(getattr(loss, "name", None), str)
+    ):
+        raise UserError(
+            f"loss={loss!r}: give a loss name, a list of names, or an instance "
+            "of a domaintune.models.losses class, e.g. InBatchNegatives(scale=30.0)."
+        )
+    settings = {f.name: [getattr(loss, f.name)] for f in dataclasses.fields(loss)}
+    return {"loss": [loss.name], **settings}
+
+
+def evaluate(
+    model: str | os.PathLike[str] = "use-m3",
+    *,
+    sts: str = "auto",
+    split: str = "dev",
+    pairs: Pairs | None = None,
+    retrieval: str | os.PathLike[str] | None = None,
+    heatmap: str | os.PathLike[str] | None = None,
+    titles: str | os.PathLike[str] | Sequence[str] | None = None,
+    batch_size: int = 256,
+    columns: str | Sequence[str] = ("base", "ref", "similarity"),
+    scale: str = "angular",
+    dedupe: str = "error",
+) -> dict[str, Any]:
+    """Score an encoder (``use-m3``, an export, a SavedModel folder or a TF-Hub
+    handle) on STS-B (``sts="none"`` skips it), and optionally on domain
+    ``pairs`` (a file or DataFrame), a ``retrieval`` set (ESCO export or
+    query,target CSV), and draw a similarity ``heatmap`` PNG of ``titles`` (a
+    file, one per line, or a list; default the tutorial's nine).
+
+    Returns the dict ``domaintune evaluate --json`` prints (``sts_pearson``,
+    ``pairs_mse``, ``retrieval_r1``, ...).
+
+    Example::
+
+        import domaintune as dt
+
+        scores = dt.evaluate("use-m3", sts="none", pairs=dt.sample_pairs())
+        print(scores["pairs_mse"], scores["pairs_spearman"])
+    """
+    from domaintune.data.pairs import load_pairs, parse_columns
+    from domaintune.data.retrieval_sets import load_retrieval_set
+    from domaintune.data.sts import load_sts
+    from domaintune.data.titles import TUTORIAL_TITLES, read_titles
+
+    if isinstance(columns, str):
+        columns = parse_columns(columns)
+    # Read every input before the (slow) model load, so mistakes surface at once.
+    sts_pairs = load_sts(sts, split)
+    domain = (
+        load_pairs(
+            pairs, columns=tuple(columns), scale=scale, dedupe=dedupe, name="pairs DataFrame"
+        )[0]
+        if pairs is not None
+        else None
+    )
+    rset = load_retrieval_set(retrieval) if retrieval is not None else None
+    if titles is None:
+        titles = list(TUTORIAL_TITLES)
+    elif isinstance(titles, (str, os.PathLike)):
+        titles = read_titles(titles)
+    heatmap = Path(heatmap) if heatmap is not None else None
+    if heatmap and not heatmap.parent.is_dir():
+        raise UserError(f"--heatmap: folder '{heatmap.parent}' does not exist; create it first.")
+    if sts_pairs is None and domain is None and rset is None and heatmap is None:
+        raise UserError(
+            "Nothing to evaluate: with --sts none, pass --pairs CSV, "
+            "--retrieval CSV or --heatmap PNG."
+        )
+
+    from domaintune.evaluation.metrics import pair_metrics, sts_metrics
+    from domaintune.evaluation.retrieval import retrieval_metrics
+    from domaintune.models.encoding import batched_encoder, load_encoder_layer
+    from domaintune.models.resolver import resolve_base
+
+    encode = batched_encoder(load_encoder_layer(resolve_base(str(model))), batch_size)
+    result: dict[str, Any] = {"model": str(model)}
+    if sts_pairs is not None:
+        result.update(sts_metrics(encode, sts_pairs), sts_split=split, sts_source=sts_pairs.source)
+    if domain is not None:
+        result.update(pair_metrics(encode, domain), pairs_source=domain.source)
+    if rset is not None:
+        result.update(retrieval_metrics(encode, rset), retrieval_source=str(retrieval))
+    if heatmap:
+        from domaintune.reporting.plotting import cosine_similarity_matrix, save_similarity_heatmap
+
+        save_similarity_heatmap(
+            heatmap,
+            list(titles),
+            cosine_similarity_matrix(encode(titles)),
+            title=f"Cosine similarity: {model}",
+        )
+        result["heatmap"] = str(heatmap)
+    return {k: float(v) if isinstance(v, float) else v for k, v in result.items()}  # not numpy's
+
+
+def sample_pairs() -> Path:
+    """The bundled sample of 385 scored job-title pairs (what ``search(train=None)``
+    trains on), e.g. to try the API before bringing your own pairs.
+
+    Example::
+
+        import pandas as pd
+        import domaintune as dt
+
+        print(pd.read_csv(dt.sample_pairs()).head())
+    """
+    from domaintune.data.pairs import sample_path
+
+    return sample_path()

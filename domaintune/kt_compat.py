@@ -1,0 +1,166 @@
+"""The one module that reaches into KerasTuner's private internals.
+
+keras-tuner 1.4 has no public handle for some of what a long, resumable,
+distributed search needs (oracle bookkeeping, Hyperband's bracket plan, the
+chief's gRPC service, its DEBUG switch). Every such use lives here, each with
+the behaviour it works around, so a keras-tuner upgrade touches this file only.
+
+``keras_tuner`` imports Keras 3 and TensorFlow, so it is imported inside the
+functions: the constants can be read (e.g. by :mod:`domaintune.reporting`)
+without loading either.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+#: The KerasTuner oracles a search can use (``--tuner``).
+TUNERS = ("random", "bayesian", "hyperband", "grid")
+
+
+def oracle_seed(seed: int) -> int:
+    """The seed to give a KerasTuner oracle for our ``seed``.
+
+    Oracles do ``self.seed = seed or random.randint(1, 10000)``: seed 0 (our
+    default) would mean "unseeded" and two runs would sample different
+    trials. 0 maps to a fixed value outside that range; others pass as is.
+    """
+    return seed if seed else 10_007
+
+
+#: How the last line of a failed trial's stored traceback starts when the
+#: failure is a ``keras_tuner.errors.FailedTrialError`` (the class lives in a
+#: private module, and the traceback names it by that module's path).
+FAILED_TRIAL_PREFIX = "keras_tuner.src.errors.FailedTrialError: "
+
+
+def strip_failed_trial_prefix(line: str) -> str:
+    """``FailedTrialError: training diverged ...`` -> ``training diverged ...``
+    (the exception's private module path says nothing to a user)."""
+    return line[len(FAILED_TRIAL_PREFIX) :] if line.startswith(FAILED_TRIAL_PREFIX) else line
+
+
+def quiet_failed_trials() -> None:
+    """Stop KerasTuner printing each failed trial's traceback.
+
+    It prints them while ``keras_tuner.src.config.DEBUG`` is true (the
+    default) and offers no public switch; the traceback stays in the trial's
+    ``message`` either way.
+    """
+    from keras_tuner.src import config
+
+    config.DEBUG = False
+
+
+# -- oracle state --------------------------------------------------------------
+
+
+def hyperband_planned_trials(oracle: Any) -> int:
+    """How many trials a ``HyperbandOracle`` runs: it sizes itself from
+    ``max_epochs`` and has no public count, so sum its private bracket sizes."""
+    return oracle.hyperband_iterations * sum(
+        oracle._get_size(b, r)
+        for b in range(oracle._get_num_brackets())
+        for r in range(oracle._get_num_rounds(b))
+    )
+
+
+def hyperband_parent_ids(oracle: Any) -> set[str] | None:
+    """Trials of Hyperband's open brackets that may still be warm-start
+    parents (every round but the last), from the oracle's private
+    ``_brackets``; None when the oracle does not show them (a worker's
+    ``OracleClient``)."""
+    brackets = getattr(oracle, "_brackets", None)
+    if brackets is None:
+        return None
+    return {
+        info["id"]
+        for bracket in brackets
+        for round_info in bracket["rounds"][:-1]
+        for info in round_info
+    }
+
+
+def set_project_dir(oracle: Any, project_dir: Path) -> None:
+    """Point an oracle that no Tuner owns (a chief's, or a test's) at
+    ``project_dir``: a Tuner does this itself, only through the private
+    ``_set_project_dir``."""
+    project_dir = Path(project_dir)
+    oracle._set_project_dir(str(project_dir.parent), project_dir.name)
+
+
+def record_failed_end(oracle: Any, trial_id: str) -> None:
+    """Record the trial that hit the consecutive-failure limit.
+
+    ``Oracle.end_trial`` raises before writing that trial and before dropping
+    it from the ongoing trials, so a resume would run it again.
+    """
+    oracle._save_trial(oracle.get_trial(trial_id))
+    for tuner_id, ongoing in list(oracle.ongoing_trials.items()):
+        if ongoing.trial_id == trial_id:
+            oracle.ongoing_trials.pop(tuner_id)
+    oracle.save()
+
+
+def resume_oracle(oracle: Any, state_file: Path) -> None:
+    """Reload a chief's saved oracle, keeping its workers' trials running.
+
+    ``Oracle.reload`` sends every trial that was running to the private retry
+    queue (even one that had just completed). A restarted chief's workers are
+    usually still training, so their trials stay theirs; the lease hands the
+    trial of a worker that does not come back to another one.
+    """
+    ongoing = json.loads(Path(state_file).read_text()).get("ongoing_trials", {})
+    oracle.reload()
+    for tuner_id, trial_id in ongoing.items():
+        trial = oracle.trials[trial_id]
+        if trial_id in oracle._retry_queue:
+            oracle._retry_queue.remove(trial_id)
+        if trial.status not in ("COMPLETED", "FAILED"):
+            trial.status = "RUNNING"  # a retried trial is RUNNING only in memory
+            oracle.ongoing_trials[tuner_id] = trial
+            oracle.tuner_ids.add(tuner_id)
+
+
+# -- the chief's gRPC service ----------------------------------------------------
+
+
+def oracle_servicer_class() -> type:
+    """KerasTuner's gRPC ``OracleServicer`` (a private module), to subclass:
+    its ``start_server`` cannot be given a servicer of ours."""
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+    return OracleServicer
+
+
+def add_oracle_servicer(servicer: Any, server: Any) -> None:
+    """Register ``servicer`` on a ``grpc.Server`` with KerasTuner's private protos."""
+    from keras_tuner.src import protos
+
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+
+
+def chief_finished(servicer: Any, oracle: Any) -> bool:
+    """Has the oracle stopped and every worker's trial ended? (What the
+    private ``oracle_chief.start_server`` loop waits for.)"""
+    from keras_tuner.src.distribute.oracle_chief import exit_chief
+
+    return servicer.stop_triggered and exit_chief(oracle)
+
+
+def stopped_trial_response(oracle: Any) -> Any:
+    """The ``CreateTrial`` answer that tells a worker the search is over."""
+    from keras_tuner.src import protos
+    from keras_tuner.src.engine.trial import Trial, TrialStatus
+
+    trial = Trial(hyperparameters=oracle.hyperparameters.copy(), status=TrialStatus.STOPPED)
+    return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
+
+
+def end_trial_response() -> Any:
+    """An empty ``EndTrial`` answer (KerasTuner's private protos)."""
+    from keras_tuner.src import protos
+
+    return protos.get_service().EndTrialResponse()
