@@ -64,7 +64,9 @@ def build_once(
     measure_memory: bool = False,
 ) -> tuple[dict[str, float], dict[str, int], object]:
     """Read, build and write once: (seconds per stage, peak traced bytes per stage, BuildResult)."""
-    from domaintune.data.esco import build_pairs, read_isco_groups, read_occupations, write_pairs
+    from domaintune.data.esco import build_pairs
+    from domaintune.data.esco_exports import read_isco_groups, read_occupations
+    from domaintune.data.esco_output import write_pairs
 
     seconds: dict[str, float] = {}
     peaks: dict[str, int] = {}
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 def holdout_retrieval_of_base(occupation_paths: list[Path], result) -> None:
     """Retrieval of the untuned use-m3 on the held-out occupations (English
     alternative label -> preferred label among the held-out occupations)."""
-    from domaintune.data.esco import read_occupations
+    from domaintune.data.esco_exports import read_occupations
     from domaintune.evaluation.retrieval import retrieval_metrics
     from domaintune.models.encoding import batched_encoder, load_encoder_layer
     from domaintune.models.resolver import resolve_base

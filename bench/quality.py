@@ -90,7 +90,8 @@ def main(argv=None) -> int:
     settings = dict(list(SETTINGS.items())[:2]) if args.quick else SETTINGS
     n_pairs = 1000 if args.quick else args.train_pairs
 
-    from domaintune.data.esco import build_pairs, read_occupations
+    from domaintune.data.esco import build_pairs
+    from domaintune.data.esco_exports import read_occupations
     from domaintune.data.sts import load_sts
     from domaintune.models.resolver import resolve_base
     from domaintune.models.trainable_encoder import TrainableEncoder

@@ -1,7 +1,7 @@
 """Time sentence-transformers fine-tuning steps; print them as one JSON line.
 
 The reference of ``bench/run.py``'s row 3, which runs it as a child process
-(``python bench/st_train.py --pairs ...``, see ``_measure.run_reference_subprocess``)
+(``python bench/st_train.py --pairs ...``, see ``_subprocesses.run_reference_subprocess``)
 so that torch never shares a process with TensorFlow: no competing thread
 pools or OpenMP runtimes, and torch is only needed when the ``bench`` extra is
 installed.

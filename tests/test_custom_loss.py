@@ -30,7 +30,8 @@ from domaintune.models.losses import (
 from domaintune.models.siamese import build_model
 from domaintune.models.trainable_encoder import TrainableEncoder
 from domaintune.reporting.results import load_trials
-from domaintune.search.space import GRAPH, OUTSIDE, VARIABLE, SearchSpace, parse_hp_options
+from domaintune.search.overrides import parse_hp_options
+from domaintune.search.space import GRAPH, OUTSIDE, VARIABLE, SearchSpace
 
 
 @dataclasses.dataclass(frozen=True)

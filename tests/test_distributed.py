@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from domaintune.reporting.results import load_trials
-from domaintune.reporting.tensorboard_logging import read_scalars
+from tests.tensorboard_events import read_scalars
 
 from .conftest import run_cli, trial_status, wait_until
 

@@ -1,4 +1,5 @@
-"""Tests for domaintune.data.esco and ``domaintune data esco`` (fixtures written for this project)."""
+"""Tests for domaintune.data.esco (with esco_exports, esco_output) and ``domaintune data esco``
+(fixtures written for this project)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,10 @@ from click.testing import CliRunner
 
 from domaintune import _io
 from domaintune.cli import main
-from domaintune.data import esco
-from domaintune.data.esco import (
-    PairScores,
-    build_pairs,
-    first_sentence,
-    read_isco_groups,
-    read_occupations,
-    summary,
-    write_pairs,
-)
+from domaintune.data import esco, esco_output
+from domaintune.data.esco import PairScores, build_pairs, first_sentence
+from domaintune.data.esco_exports import read_isco_groups, read_occupations
+from domaintune.data.esco_output import summary, write_pairs
 from domaintune.data.pairs import load_pairs
 from domaintune.errors import UserError
 from tests.conftest import shared_path
@@ -229,7 +224,8 @@ def test_negatives_come_from_other_major_groups(en_de):
     neg = [r for r in res.train if r.pair_type == "negative"]
     pos = [r for r in res.train if r.pair_type != "negative"]
     assert res.stats["negatives_short"] == 0 and len(neg) == len(pos)
-    # Two per positive exhaust the few labels of other major groups for some bases; those are counted.
+    # Two per positive exhaust the few labels of other major groups for some bases; those are
+    # counted.
     res2 = build_pairs(en_de, seed=3, negatives_per_positive=2, graded_groups=True)
     neg2 = [r for r in res2.train if r.pair_type == "negative"]
     assert len(neg2) == 2 * len(pos) - res2.stats["negatives_short"] and res2.stats[
@@ -310,7 +306,7 @@ def test_cli_writes_loadable_deterministic_files(tmp_path):
     load_pairs(tmp_path / "a.holdout.csv", min_pairs=1)
     with (tmp_path / "a.csv").open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == list(esco.OUTPUT_COLUMNS)
+    assert list(rows[0]) == list(esco_output.OUTPUT_COLUMNS)
     assert {r["pair_type"] for r in rows} >= {"alt", "description", "cross_lang", "negative"}
     assert not list(tmp_path.glob(".*.tmp"))
 

@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("reporting", ("domaintune.reporting",)),
     ("search", ("domaintune.search",)),
     ("export", ("domaintune.export",)),
-    ("api", ("domaintune.api", "domaintune")),
+    ("api", ("domaintune.api", "domaintune.search_result", "domaintune")),
     ("cli", ("domaintune.cli",)),
 )
 

@@ -458,14 +458,15 @@ def test_hard_negative_mean_merge_keeps_first_non_empty(tmp_path: Path) -> None:
 
 
 def test_esco_output_loads_with_hard_negatives(tmp_path: Path) -> None:
-    from domaintune.data import esco
+    from domaintune.data import esco, esco_exports, esco_output
 
     fix = Path(__file__).resolve().parent / "fixtures" / "esco"
-    result = esco.build_pairs(
-        esco.read_occupations([fix / "occupations_en.csv", fix / "occupations_de.csv"]), seed=0
+    occupations = esco_exports.read_occupations(
+        [fix / "occupations_en.csv", fix / "occupations_de.csv"]
     )
+    result = esco.build_pairs(occupations, seed=0)
     out = tmp_path / "esco.csv"
-    esco.write_pairs(result, out)
+    esco_output.write_pairs(result, out)
     pairs, report = load_pairs(out, min_pairs=1)
     assert pairs.hard_negatives is not None and len(pairs.hard_negatives) == len(pairs) == len(
         result.train

@@ -119,7 +119,8 @@ print("ok")
         ("", "assert 'matplotlib.pyplot' not in sys.modules, 'plotting imported pyplot'"),
         # ...and leaves a user's pyplot session as it was: backend and open figures.
         (
-            "import matplotlib; matplotlib.use('svg')\nimport matplotlib.pyplot as plt\nplt.figure()",
+            "import matplotlib; matplotlib.use('svg')\n"
+            "import matplotlib.pyplot as plt\nplt.figure()",
             "assert plt.get_backend() == 'svg', plt.get_backend()\n"
             "assert plt.get_fignums() == [1], plt.get_fignums()",
         ),

@@ -20,7 +20,8 @@ from domaintune.reporting.results import (
     load_trials,
     ranked,
 )
-from domaintune.search.space import PARAM_NAMES, SearchSpace, parse_hp_options
+from domaintune.search.overrides import parse_hp_options
+from domaintune.search.space import PARAM_NAMES, SearchSpace
 from domaintune.search.tuner import make_oracle
 
 BASE = {"val_mse": 0.05, "val_pearson": 0.6, "val_spearman": 0.7, "sts_pearson": 0.80}

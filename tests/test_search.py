@@ -48,7 +48,7 @@ def test_keep_best_bounds_checkpoints_and_tensorboard_logs(tmp_path, tiny_model_
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    from domaintune.reporting.tensorboard_logging import read_scalars
+    from tests.tensorboard_events import read_scalars
 
     project = tmp_path / "p"
     output = search(

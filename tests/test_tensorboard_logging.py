@@ -24,9 +24,9 @@ from domaintune.reporting.tensorboard_logging import (
     HParamSpec,
     TrialLogger,
     launch_tensorboard,
-    read_scalars,
     write_experiment_config,
 )
+from tests.tensorboard_events import read_scalars
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -18,8 +18,8 @@ from domaintune.data.pairs import load_pairs, sample_path
 from domaintune.models import weights_io
 from domaintune.models.siamese import build_model, pair_dataset
 from domaintune.models.trainable_encoder import TrainableEncoder
+from domaintune.search.fit_callbacks import RestoreBestEpoch, changed_rows
 from domaintune.search.space import SearchSpace
-from domaintune.search.tuner import _changed_rows, _RestoreBestEpoch
 
 rt = tf_runtime.load()
 tf = rt.tf
@@ -58,7 +58,7 @@ def test_reused_model_trains_exactly_like_a_fresh_one(tiny_model_dir, pairs):
     traces = model.train_function.experimental_get_tracing_count()
 
     # Trial 2 on the same model: undo trial 1 by its changed rows, new values.
-    encoder.restore_base(_changed_rows(model))
+    encoder.restore_base(changed_rows(model))
     for now, then in zip(_weights(encoder), base):
         assert np.array_equal(now, then)
     _, second_values = _model(encoder, SECOND)
@@ -98,7 +98,7 @@ def test_changed_rows_cover_exactly_what_lazy_adam_wrote(tiny_model_dir, pairs):
     base = _weights(encoder)
     model, _ = _model(encoder, FIRST)
     _train(model, pairs, seed=1)
-    changed = _changed_rows(model)
+    changed = changed_rows(model)
     table = encoder.variables[0]
     assert table.shape[0] == 512
     rows = np.asarray(changed(table))
@@ -112,7 +112,7 @@ def test_restore_best_epoch_puts_back_the_best_epoch(tiny_model_dir):
     encoder = TrainableEncoder(tiny_model_dir)
     model, _ = _model(encoder, FIRST)
     table = encoder.variables[0]
-    callback = _RestoreBestEpoch(encoder, last_epoch=2)
+    callback = RestoreBestEpoch(encoder, last_epoch=2)
     callback.set_model(model)
     callback.on_epoch_end(0, {"val_loss": 0.5})  # best so far: copied aside
     best = table.numpy().copy()
@@ -122,21 +122,21 @@ def test_restore_best_epoch_puts_back_the_best_epoch(tiny_model_dir):
     assert np.array_equal(table.numpy(), best)
 
     # The last epoch is never copied: if it is the best its weights are in place.
-    last = _RestoreBestEpoch(encoder, last_epoch=0)
+    last = RestoreBestEpoch(encoder, last_epoch=0)
     last.set_model(model)
     model.stop_training = False
     last.on_epoch_end(0, {"val_loss": 0.1})
     assert not model.stop_training and not last.saved
 
 
-def test_restore_best_epoch_by_changed_rows(tiny_model_dir, pairs):
+def test_restore_best_epoch_bychanged_rows(tiny_model_dir, pairs):
     """From the base, only the rows trained so far are copied, and putting
     them back (with the base elsewhere) gives the best epoch's weights."""
     encoder = TrainableEncoder(tiny_model_dir)
     model, _ = _model(encoder, FIRST)
     model.fit(pair_dataset(pairs.subset(range(48)), 16, shuffle=True, seed=3), epochs=1, verbose=0)
-    changed = _changed_rows(model)
-    callback = _RestoreBestEpoch(encoder, last_epoch=2, changed_rows=changed)
+    changed = changed_rows(model)
+    callback = RestoreBestEpoch(encoder, last_epoch=2, changed_rows=changed)
     callback.set_model(model)
     callback.on_epoch_end(0, {"val_loss": 0.5})
     best = _weights(encoder)

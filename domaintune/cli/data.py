@@ -188,14 +188,9 @@ def esco(
           --occupations occupations_de.csv --isco ISCOGroups_en.csv \\
           -o esco_pairs.csv --holdout-fraction 0.2
     """
-    from domaintune.data.esco import (
-        PairScores,
-        build_pairs,
-        read_isco_groups,
-        read_occupations,
-        summary,
-        write_pairs,
-    )
+    from domaintune.data.esco import PairScores, build_pairs
+    from domaintune.data.esco_exports import read_isco_groups, read_occupations
+    from domaintune.data.esco_output import summary, write_pairs
 
     if holdout_output is not None and holdout_fraction == 0:
         raise UserError("--holdout-output needs --holdout-fraction above 0.")

@@ -176,7 +176,7 @@ def search(
     Rerunning the same command resumes it.
     """
     from domaintune import api
-    from domaintune.search.space import parse_hp_options
+    from domaintune.search.overrides import parse_hp_options
 
     # NAME=MIN:MAX parses to (min, max, "range"); the API's range is (min, max).
     hp = {

@@ -1,7 +1,6 @@
-"""Graded training pairs from ESCO occupation exports.
+"""Graded training pairs from ESCO occupations (read by :mod:`domaintune.data.esco_exports`,
+written by :mod:`domaintune.data.esco_output`).
 
-ESCO exports are RFC 4180 CSV with a header; ``altLabels`` holds one label per
-line inside one quoted field, ``iscoGroup`` the 4-digit ISCO-08 unit group.
 Pair types, with default angular scores (:class:`PairScores`; every rule is in
 ``domaintune data esco --help``): ``alt`` 1.0 (preferred <-> alternative label);
 ``description`` 1.0 (preferred label <-> the description's first sentence, cut at
@@ -16,53 +15,21 @@ a unit-group sibling's preferred label, for same-concept rows.
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import re
 import textwrap
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import combinations
-from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
-from domaintune._io import atomic_path, csv_records, read_utf8
+from domaintune.data.esco_exports import IscoGroup, Occupation, clean_text
 from domaintune.errors import UserError
 
-OCCUPATION_COLUMNS = ("conceptUri", "iscoGroup", "preferredLabel", "altLabels", "description")
-ISCO_COLUMNS = ("conceptUri", "code", "preferredLabel")
-OUTPUT_COLUMNS = ("base", "ref", "similarity", "pair_type", "lang", "hard_negative")
 SAME_CONCEPT_TYPES = ("alt", "description", "cross_lang", "cross_lang_alt")
-_LANG_RE = re.compile(r"^(?:occupations|iscogroups)_([a-z]{2,3}(?:[-_][a-z0-9]+)?)\.csv$", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀ-ÞĀ-ſ])")
 _NEG_ATTEMPTS = 100  # rejection-sampling tries per negative; then it counts as "negatives_short"
-
-
-@dataclass(frozen=True)
-class Labels:
-    """One occupation's texts in one language (whitespace-normalised)."""
-
-    preferred: str
-    alt: tuple[str, ...]
-    description: str
-
-
-@dataclass(frozen=True)
-class Occupation:
-    """An ESCO occupation, joined across language exports on ``conceptUri``."""
-
-    uri: str
-    isco_group: str  # 4 digits
-    labels: Mapping[str, Labels]  # language -> texts, sorted by language
-
-
-class IscoGroup(NamedTuple):
-    uri: str
-    code: str
-    label: str  # a row of ISCOGroups
 
 
 @dataclass(frozen=True)
@@ -89,8 +56,9 @@ class PairScores:
         ):
             got = ", ".join(f"{k}={v:g}" for k, v in vars(self).items())
             raise UserError(
-                f"Scores must lie in [0, 1] and not increase as relations get looser (same-concept >= "
-                f"same-group >= minor-group >= sub-major-group >= negative); got {got}."
+                "Scores must lie in [0, 1] and not increase as relations get looser "
+                "(same-concept >= same-group >= minor-group >= sub-major-group >= negative); "
+                f"got {got}."
             )
 
 
@@ -119,120 +87,15 @@ class BuildResult:
     heldout_uris: frozenset[str]
     n_occupations: int
     languages: tuple[str, ...]
-    # dropped_mixed: pairs of a held-out and a training occupation; duplicates / conflicts: same two texts with
-    # the same / a lower score; self_pairs: identical texts; negatives_short: no unused negative left.
+    # dropped_mixed: pairs of a held-out and a training occupation; duplicates / conflicts: same
+    # two texts with the same / a lower score; self_pairs: identical texts; negatives_short: no
+    # unused negative left.
     stats: Counter = field(default_factory=Counter)
-
-
-def _lang_of(path: Path, index: int) -> str:
-    """``occupations_<lang>.csv`` -> lang; another name: ``xx`` for the first file, else ``xx<position>``."""
-    m = _LANG_RE.match(path.name)
-    return m.group(1).lower().replace("_", "-") if m else "xx" if index == 0 else f"xx{index + 1}"
-
-
-def _read_csv(
-    path: Path, required: Sequence[str], what: str
-) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (line, row) of a strict UTF-8 CSV with a header; every problem is a UserError."""
-    try:
-        text = read_utf8(
-            path,
-            if_empty=f"Export the {what} table from ESCO again, as CSV.",
-            fix="Download the export again or re-save it as UTF-8.",
-        )
-    except OSError as err:
-        raise UserError(
-            f"{path}: cannot read the {what} file ({err.strerror or err}); check the path."
-        ) from None
-    records = csv_records(path, text, fix="Check the quoting there.")
-    header = [h.strip() for h in next(records, (1, []))[1]]  # ESCO headers are one line
-    if missing := [c for c in required if c not in header]:
-        raise UserError(
-            f"{path}, line 1: missing column(s) {', '.join(missing)} (found: "
-            f"{', '.join(header)}). Pass an ESCO {what} CSV export, with the "
-            f"columns {', '.join(required)}."
-        )
-    n_rows = 0
-    for line, row in records:
-        if not any(f.strip() for f in row):
-            continue
-        if len(row) != len(header):  # e.g. a cut-off download
-            raise UserError(
-                f"{path}, line {line}: {len(row)} fields where the header has "
-                f"{len(header)}. Check the quoting of that record."
-            )
-        n_rows += 1
-        yield line, dict(zip(header, row))
-    if not n_rows:
-        raise UserError(f"{path}: no {what} rows, only a header. Export the full table from ESCO.")
-
-
-def _clean(text: str) -> str:
-    return " ".join(text.split())
-
-
-def read_occupations(paths: Sequence[Path]) -> list[Occupation]:
-    """Read one occupations export per language, joined on ``conceptUri`` and sorted by it.
-
-    Language: from the file name ``occupations_<lang>.csv``; other names get ``xx`` if first in ``paths``,
-    else ``xx<position>`` (``xx2`` for the second file...). ``hiddenLabels`` are not read.
-    """
-    groups: dict[str, tuple[str, str]] = {}  # uri -> (code, where it was read)
-    labels: dict[str, dict[str, Labels]] = defaultdict(dict)
-    langs: dict[str, Path] = {}
-    for index, path in enumerate(map(Path, paths)):
-        lang = _lang_of(path, index)
-        if lang in langs:
-            raise UserError(
-                f"{path}: language '{lang}' is also given by {langs[lang]}. "
-                "Pass one occupations_<lang>.csv per language."
-            )
-        langs[lang] = path
-        for line, row in _read_csv(path, OCCUPATION_COLUMNS, "occupations"):
-            uri, code, pref = (
-                row["conceptUri"].strip(),
-                row["iscoGroup"].strip(),
-                _clean(row["preferredLabel"]),
-            )
-            where = f"{path}, line {line}"
-            if not uri or not pref:
-                raise UserError(
-                    f"{where}: empty {'preferredLabel' if uri else 'conceptUri'}; "
-                    "fill it in or delete the row."
-                )
-            if not (len(code) == 4 and code.isdigit()):
-                raise UserError(
-                    f"{where}: iscoGroup {code!r} is not a 4-digit ISCO-08 unit group code; "
-                    "fix it or delete the row."
-                )
-            if lang in labels[uri]:
-                raise UserError(
-                    f"{where}: {uri} already appears above in this file; delete one of the rows."
-                )
-            if groups.setdefault(uri, (code, where))[0] != code:
-                raise UserError(
-                    f"{where}: {uri} has iscoGroup {code} but {groups[uri][0]} in "
-                    f"{groups[uri][1]}. Use exports of one ESCO version."
-                )
-            alts = dict.fromkeys(
-                a for a in map(_clean, row["altLabels"].splitlines()) if a and a != pref
-            )
-            labels[uri][lang] = Labels(pref, tuple(alts), _clean(row["description"]))
-    return [Occupation(u, groups[u][0], dict(sorted(labels[u].items()))) for u in sorted(groups)]
-
-
-def read_isco_groups(path: Path) -> tuple[str, dict[str, IscoGroup]]:
-    """Read an ESCO ``ISCOGroups_<lang>.csv``: ``(lang, code -> group)``; lang as for occupations."""
-    groups = (
-        IscoGroup(row["conceptUri"].strip(), row["code"].strip(), _clean(row["preferredLabel"]))
-        for _, row in _read_csv(Path(path), ISCO_COLUMNS, "ISCO groups")
-    )
-    return _lang_of(Path(path), 0), {g.code: g for g in groups}
 
 
 def first_sentence(description: str, limit: int = 200) -> str:
     """The description's first sentence, cut at a word boundary to at most ``limit`` characters."""
-    text = _SENTENCE_END.split(_clean(description), maxsplit=1)[0]
+    text = _SENTENCE_END.split(clean_text(description), maxsplit=1)[0]
     return (textwrap.shorten(text, limit, placeholder="") or text[:limit]).rstrip(" ,;:")
 
 
@@ -252,10 +115,11 @@ def build_pairs(
 ) -> BuildResult:
     """Build scored pairs (module docstring), split by occupation; deterministic per ``seed``.
 
-    ``holdout_fraction`` F holds out round(F * n) occupations: pairs of two held-out ones go to ``holdout``,
-    of two others to ``train``, mixed ones are dropped and counted. Per side, rows with the same two texts
-    are merged keeping the highest score (a shared label means the concepts overlap), so ``load_pairs``
-    accepts the output. ``isco_groups``: :func:`read_isco_groups`.
+    ``holdout_fraction`` F holds out round(F * n) occupations: pairs of two held-out ones go to
+    ``holdout``, of two others to ``train``, mixed ones are dropped and counted. Per side, rows
+    with the same two texts are merged keeping the highest score (a shared label means the
+    concepts overlap), so ``load_pairs`` accepts the output. ``isco_groups``:
+    :func:`~domaintune.data.esco_exports.read_isco_groups`.
     """
     counts = (
         negatives_per_positive,
@@ -416,7 +280,8 @@ class _Builder:
         return rows
 
     def group_pairs(self, o: Occupation, n: int, kind: str, score: float, k: int) -> list[PairRow]:
-        """Preferred labels of up to ``k`` occupations sharing exactly ``n`` ISCO digits with ``o``."""
+        """Preferred labels of up to ``k`` occupations sharing exactly ``n`` ISCO digits with
+        ``o``."""
         g = o.isco_group
         cands = [
             s
@@ -454,8 +319,8 @@ class _Builder:
         )
 
     def draw_negative(self, r: PairRow, used: set[tuple[str, str]]) -> tuple[str, str] | None:
-        """(text, uri) in ``r``'s ref language and side, another major group, not yet paired with ``r.base``;
-        the pair is added to ``used``."""
+        """(text, uri) in ``r``'s ref language and side, another major group, not yet paired with
+        ``r.base``; the pair is added to ``used``."""
         major, lang, rng = self.by_uri[r.base_uri].isco_group[0], r.ref_lang or r.lang, self.rng_neg
         pool = self.pools[self.side[r.base_uri], lang]
         for _ in range(_NEG_ATTEMPTS if pool else 0):
@@ -486,71 +351,3 @@ def _merge(rows: list[PairRow], result: BuildResult) -> list[PairRow]:
             if r.similarity > q.similarity:
                 best[k] = r
     return list(best.values())  # insertion order: deterministic
-
-
-def write_pairs(result: BuildResult, output: Path, holdout_output: Path | None = None) -> None:
-    """Write ``train`` to ``output`` (and ``holdout`` to ``holdout_output``) atomically: via temporary
-    files next to the targets, renamed once all are complete, so nothing is ever half-written."""
-    targets = [(Path(output), result.train)] + (
-        [(Path(holdout_output), result.holdout)] if holdout_output else []
-    )
-    try:
-        with contextlib.ExitStack() as renames:  # renamed on leaving, once every file is written
-            for path, rows in targets:
-                tmp = renames.enter_context(atomic_path(path))
-                with open(tmp, "w", encoding="utf-8", newline="") as fh:
-                    csv.writer(fh, lineterminator="\n").writerows(
-                        [
-                            OUTPUT_COLUMNS,
-                            *(
-                                (
-                                    r.base,
-                                    r.ref,
-                                    repr(float(r.similarity)),
-                                    r.pair_type,
-                                    r.lang,
-                                    r.hard_negative,
-                                )
-                                for r in rows
-                            ),
-                        ]
-                    )
-    except OSError as err:
-        raise UserError(
-            f"Cannot write {err.filename or output}: {err.strerror or err}; check the folder."
-        ) from None
-
-
-def summary(result: BuildResult) -> str:
-    """Counts per pair type and language (train / holdout), the split, and what was dropped."""
-    parts = [result.train] + ([result.holdout] if result.heldout_uris else [])
-    lines = [f"{result.n_occupations:,} occupations, languages: {', '.join(result.languages)}"]
-    for title, attr in (("pair type", "pair_type"), ("language", "lang")):
-        counts = [Counter(getattr(r, attr) for r in part) for part in parts]
-        table = (
-            [(title, *("train", "holdout")[: len(parts)])]
-            + [(k, *(f"{c[k]:,}" for c in counts)) for k in sorted(set().union(*counts))]
-            + [("total", *(f"{sum(c.values()):,}" for c in counts))]
-        )
-        width = max(len(row[0]) for row in table)
-        lines += [
-            "",
-            *(f"{row[0]:<{width}}" + "".join(f"  {v:>9}" for v in row[1:]) for row in table),
-        ]
-    lines.append("")
-    st = result.stats
-    if result.heldout_uris:
-        n = len(result.heldout_uris)
-        lines.append(
-            f"holdout: {n:,} of {result.n_occupations:,} occupations ({n / result.n_occupations:.0%}); "
-            f"{st['dropped_mixed']:,} pairs mixing held-out and training occupations dropped"
-        )
-    lines.append(
-        f"merged: {st['duplicates']:,} duplicate pairs, {st['conflicts']:,} with conflicting scores "
-        f"(highest kept); skipped: {st['self_pairs']:,} pairs of identical texts"
-    )
-    if st["negatives_short"]:
-        lines.append(
-            f"{st['negatives_short']:,} negatives not found (too few unused labels of other major groups)"
-        )
-    return "\n".join(lines)

@@ -2,8 +2,8 @@
 
 A pair file has two text columns and one similarity score per row (by default
 ``base,ref,similarity``), plus an optional ``hard_negative`` column: a text that
-must not match the pair, used as an extra in-batch negative ("" = none). Scores are stored on the ANGULAR scale
-``1 - arccos(cos) / pi`` in [0, 1]: 1.0 same concept, 0.5 unrelated
+must not match the pair, used as an extra in-batch negative ("" = none). Scores are stored
+on the ANGULAR scale ``1 - arccos(cos) / pi`` in [0, 1]: 1.0 same concept, 0.5 unrelated
 (orthogonal). Other scales are converted on load (see :func:`to_angular`).
 
 Every problem a user can fix raises one :class:`~domaintune.errors.UserError`
@@ -61,7 +61,8 @@ class PairSet:
             )
         if self.hard_negatives is not None and len(self.hard_negatives) != len(scores):
             raise ValueError(
-                f"PairSet hard_negatives has {len(self.hard_negatives)} entries for {len(scores)} pairs"
+                f"PairSet hard_negatives has {len(self.hard_negatives)} entries "
+                f"for {len(scores)} pairs"
             )
         object.__setattr__(self, "scores", scores)
 

@@ -51,8 +51,6 @@ ENCODER_METRICS = (
     RETRIEVAL_MRR,
     STS_PEARSON,
 )
-#: What the objectives derive from them.
-OBJECTIVE_METRICS = (OBJECTIVE, DOMAIN_TERM, STS_TERM, STS_DELTA, GUARD_VIOLATED, DOMAIN_ONLY)
 
 #: ``--domain-metric`` choice -> (metric read, higher is better).
 DOMAIN_METRICS = {

@@ -141,8 +141,8 @@ class _AssignableClipNorm:
         """New settings and zeroed moments: as a freshly built optimizer.
 
         Moments of lazily updated tables are zeroed on their written rows
-        only: the rest are still zero, and rewriting 2 x 262 MB for USE-m3
-        would cost time and make every page of them resident.
+        only: the rest are still zero, and rewriting both slots of USE-m3's
+        whole table would cost time and make every page of them resident.
         """
         self.learning_rate = float(learning_rate)
         self.clip_norm.assign(float(clipnorm))

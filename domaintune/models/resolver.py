@@ -8,6 +8,7 @@ into a local SavedModel directory that ``hub.KerasLayer`` loads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -100,10 +101,8 @@ def _download_hub_model(spec: str) -> Path:
 
 def _remove_if_empty(folder: Path) -> None:
     """A failed download leaves an empty cache folder; drop it (and nothing else)."""
-    try:
+    with contextlib.suppress(OSError):  # missing, or holds models
         folder.rmdir()
-    except OSError:  # missing, or holds models
-        pass
 
 
 def embedded_use_m3(root: Path | None = None) -> Path:

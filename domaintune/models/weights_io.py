@@ -1,9 +1,9 @@
 """Reading and writing big variables in row chunks, and .npz files of them.
 
 A whole-tensor ``variable.assign(array)`` or ``variable.numpy()`` of USE-m3's
-262 MB embedding table allocates a second table; once the table has had
-sparse updates, TensorFlow also keeps the old buffer alive, and every such
-write left the process ~260 MB larger (measured: a restore by ``assign`` grew
+embedding table (most of its checkpoint) allocates a second table; once the
+table has had sparse updates, TensorFlow also keeps the old buffer alive, and
+every such write left the process about one table larger (measured: a restore by ``assign`` grew
 RSS by 0.53 GB, one by chunked ``scatter_update`` by 0.03 GB). So big
 variables move in chunks of rows, through ``tf.gather`` / ``scatter_update``,
 and checkpoints are streamed to and from the zip members of an ``.npz``

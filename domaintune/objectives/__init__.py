@@ -2,7 +2,8 @@
 
 Each objective is a small :class:`Objective` class in :data:`OBJECTIVES`;
 :func:`get_objective` builds one from CLI options. All objectives are
-"lower is better", so the tuner always minimises ``obj.metric_name``::
+"lower is better", so the tuner always minimises the ``"objective"`` value
+that :meth:`Objective.score` returns::
 
     obj = get_objective("guarded", weight=1.0, tolerance=0.005)
     obj.validate(sts_available=sts is not None)
@@ -29,7 +30,6 @@ from domaintune.objectives.pareto import pareto_axes, pareto_front
 from domaintune.objectives.simple import StsPearsonObjective, ValMseObjective
 
 __all__ = [
-    "DEFAULT_OBJECTIVE",
     "DOMAIN_METRICS",
     "DOMAIN_TERM_MAX",
     "FORMULA_MARKDOWN",
@@ -51,9 +51,6 @@ __all__ = [
 OBJECTIVES: dict[str, type[Objective]] = {
     cls.name: cls for cls in (GuardedObjective, ValMseObjective, StsPearsonObjective)
 }
-
-#: The objective used when the user does not choose one.
-DEFAULT_OBJECTIVE = GuardedObjective.name
 
 
 def get_objective(

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import ClassVar, Literal
 
 from domaintune.errors import UserError
-from domaintune.evaluation import names
 
 #: A trial's (or the base model's) metrics, e.g. ``{"val_mse": 0.03,
 #: "sts_pearson": 0.84}``; a value may be ``None`` when it was not computed.
@@ -24,8 +23,11 @@ class Objective(abc.ABC):
     """A rule that scores a trial against the base model; lower is better.
 
     Every objective is expressed so that *lower is better* (``direction`` is
-    always ``"min"``), which lets the search build ``kt.Objective(...,
-    "min")`` without knowing which objective it runs.
+    always ``"min"``), which lets the search minimise the ``"objective"`` key
+    of :meth:`score` (``names.OBJECTIVE``) without knowing which objective it
+    runs. That key is deliberately not :attr:`name`: the ``sts_pearson``
+    objective is the *negated* ``sts_pearson`` metric, and the two must not
+    share a metric name.
 
     Subclasses set :attr:`name` and :attr:`requires_sts` and implement
     :meth:`score`. Constructor options come from the CLI through
@@ -39,11 +41,6 @@ class Objective(abc.ABC):
     direction: ClassVar[Literal["min"]] = "min"
     #: Whether the objective is meaningless without STS-B Pearson.
     requires_sts: ClassVar[bool] = False
-    #: The metric name the tuner reports and optimises: the ``"objective"``
-    #: key of :meth:`score`. It is deliberately not :attr:`name`, because
-    #: ``sts_pearson`` (the objective) is the *negated* ``sts_pearson``
-    #: (the raw metric) and the two must not share a metric name.
-    metric_name: ClassVar[str] = names.OBJECTIVE
 
     @classmethod
     def from_options(cls, *, weight: float, tolerance: float, domain_metric: str) -> Objective:
@@ -71,16 +68,6 @@ class Objective(abc.ABC):
         """
         if self.requires_sts and not sts_available:
             raise UserError(_sts_missing_message(self.name))
-
-    def kt_objective(self):  # -> keras_tuner.Objective (imported lazily)
-        """Return the ``keras_tuner.Objective`` the tuner should minimise.
-
-        Returns:
-            ``kt.Objective(self.metric_name, "min")``.
-        """
-        import keras_tuner as kt  # lazy: keeps this module TensorFlow-free
-
-        return kt.Objective(self.metric_name, self.direction)
 
     @abc.abstractmethod
     def score(self, trial: Metrics, base: Metrics) -> dict[str, float]:

@@ -27,13 +27,7 @@ from domaintune import tf_runtime
 from domaintune.errors import UserError
 from domaintune.reporting import plotting
 
-__all__ = [
-    "HParamSpec",
-    "TrialLogger",
-    "launch_tensorboard",
-    "read_scalars",
-    "write_experiment_config",
-]
+__all__ = ["HParamSpec", "TrialLogger", "launch_tensorboard", "write_experiment_config"]
 
 HParamKind = Literal["float", "int", "choice", "bool"]
 _EVENT_PREFIX = "events.out.tfevents."
@@ -62,7 +56,8 @@ class HParamSpec:
         if self.kind in ("float", "int"):
             if len(self.values) != 2 or not all(_is_number(v) for v in self.values):
                 raise ValueError(
-                    f"hparam {self.name!r}: {self.kind} needs values=(min, max), got {self.values!r}"
+                    f"hparam {self.name!r}: {self.kind} needs values=(min, max), "
+                    f"got {self.values!r}"
                 )
             if self.values[0] > self.values[1]:
                 raise ValueError(f"hparam {self.name!r}: min > max in {self.values!r}")
@@ -235,37 +230,6 @@ class TrialLogger:
         with writer.as_default():
             tf.summary.image("similarity_heatmap", tf.expand_dims(image, 0), step=int(step))
         writer.flush()
-
-
-def read_scalars(trial_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """The scalar series of one run: ``{tag: [(step, value), ...]}`` sorted by step.
-
-    Reads every event file in ``trial_dir`` (not subdirectories). TF2 writes
-    scalars as tensors with the ``scalars`` plugin; other tensors (hparams,
-    images) are skipped. When a resumed trial logged a step again, the value
-    written last wins.
-    """
-    from tensorboard.backend.event_processing import event_accumulator as ea
-    from tensorboard.util import tensor_util
-
-    trial_dir = Path(trial_dir)
-    if not trial_dir.is_dir():
-        raise UserError(f"no TensorBoard run at {trial_dir}: directory does not exist")
-    acc = ea.EventAccumulator(
-        str(trial_dir), size_guidance={ea.TENSORS: 0, ea.IMAGES: 0, ea.SCALARS: 0}
-    )
-    acc.Reload()
-    out: dict[str, list[tuple[int, float]]] = {}
-    for tag in acc.Tags()["tensors"]:
-        if acc.SummaryMetadata(tag).plugin_data.plugin_name != "scalars":
-            continue
-        latest: dict[int, tuple[float, float]] = {}  # step -> (wall_time, value)
-        for ev in acc.Tensors(tag):
-            value = float(tensor_util.make_ndarray(ev.tensor_proto))
-            if ev.step not in latest or ev.wall_time >= latest[ev.step][0]:
-                latest[ev.step] = (ev.wall_time, value)
-        out[tag] = [(step, latest[step][1]) for step in sorted(latest)]
-    return out
 
 
 def launch_tensorboard(logdir: Path, port: int = 6006, host: str = "127.0.0.1") -> None:

@@ -12,7 +12,7 @@ import contextlib
 import gc
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,12 @@ from domaintune.reporting.results import failure_reason
 from domaintune.reporting.tensorboard_logging import TrialLogger
 from domaintune.search.callbacks import SearchCallback
 from domaintune.search.distributed import Heartbeat, RetryingOracle
+from domaintune.search.fit_callbacks import (
+    EpochLog,
+    RestoreBestEpoch,
+    StopOnNonFinite,
+    changed_rows,
+)
 from domaintune.search.space import SearchSpace
 
 
@@ -166,7 +172,7 @@ class SiameseTuner(kt.Tuner):
             data.train, shuffle=True, seed=self.seed + int(trial.trial_id), **batch
         )
         val = pair_dataset(data.val, shuffle=False, **batch)
-        changed = _changed_rows(model) if self._from_base else None
+        changed = changed_rows(model) if self._from_base else None
         with TrialLogger(self.logdir, trial.trial_id) as logger:
             with self._phase(trial_id, "fit"):
                 history = model.fit(
@@ -176,14 +182,14 @@ class SiameseTuner(kt.Tuner):
                     initial_epoch=initial_epoch,
                     verbose=0,
                     callbacks=[
-                        _EpochLog(logger),
-                        _StopOnNonFinite(),
-                        _RestoreBestEpoch(self.encoder, epochs - 1, changed),
+                        EpochLog(logger),
+                        StopOnNonFinite(),
+                        RestoreBestEpoch(self.encoder, epochs - 1, changed),
                     ],
                 )
             losses = history.history.get("loss", [])
             if any(not math.isfinite(x) for x in losses) or not self.encoder.all_finite(
-                _changed_rows(model)
+                changed_rows(model)
             ):
                 raise kt.errors.FailedTrialError(
                     f"training diverged (loss {losses}); lower learning_rate or clipnorm"
@@ -251,14 +257,14 @@ class SiameseTuner(kt.Tuner):
             return int(values.get("tuner/initial_epoch", 0))
         # After a trial that started from the base, only what it trained changed.
         known = last_from_base and self._model is not None
-        self.encoder.restore_base(_changed_rows(self._model) if known else None)
+        self.encoder.restore_base(changed_rows(self._model) if known else None)
         self._from_base = True
         return 0
 
     # -- checkpoints -----------------------------------------------------------
     def _worth_keeping(self, objective: float) -> bool:
-        """Would this trial's checkpoint survive pruning? (Writing ~270 MB
-        for USE-m3 only to delete it is most of a short trial's cost.)"""
+        """Would this trial's checkpoint survive pruning? (Writing a USE-m3
+        checkpoint only to delete it is most of a short trial's cost.)"""
         if self.hyperband:
             return True  # any trial may become a parent
         scores = [
@@ -340,22 +346,6 @@ class SiameseTuner(kt.Tuner):
                 path.unlink(missing_ok=True)
 
 
-def _changed_rows(model) -> Callable[[Any], Any]:
-    """What a trial of ``model`` changed: trainable variables it did not tune
-    (a frozen table) not at all, lazily updated tables in the rows its
-    optimizer wrote, anything else (non-trainable state too) anywhere."""
-    tf = tf_runtime.load().tf
-    tuned = {id(v) for v in model.tuned_variables()}
-    frozen = {id(v) for v in model.trainable_variables} - tuned
-
-    def changed(variable):
-        if id(variable) in frozen:
-            return tf.zeros([0], tf.int64)
-        return model.optimizer.updated_rows(variable) if id(variable) in tuned else None
-
-    return changed
-
-
 def _loggable(values: dict) -> dict:
     return {k: v for k, v in values.items() if not k.startswith("tuner/") or k == "tuner/epochs"}
 
@@ -365,59 +355,3 @@ def _log_heatmap(logger: TrialLogger, encoder: TrainableEncoder, step: int) -> N
 
     titles = list(TUTORIAL_TITLES)
     logger.log_heatmap(titles, cosine_similarity_matrix(encoder.encode_fn()(titles)), step=step)
-
-
-class _EpochLog(tf_runtime.load().tf_keras.callbacks.Callback):
-    """Writes the epoch scalars (loss, val_loss, mae, val_mae) to TensorBoard."""
-
-    def __init__(self, logger: TrialLogger):
-        super().__init__()
-        self.logger = logger
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.logger.log_epoch(epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
-
-
-class _RestoreBestEpoch(tf_runtime.load().tf_keras.callbacks.Callback):
-    """``EarlyStopping(patience=1, restore_best_weights=True)`` on val_loss,
-    minus its waste: Keras copies every weight (~280 MB for USE-m3) after each
-    improving epoch, the last one included. The last epoch never needs a copy
-    (if it is the best, its weights are in place), and with ``changed_rows``
-    (a trial from the base) only the rows changed so far are copied."""
-
-    def __init__(
-        self,
-        encoder: TrainableEncoder,
-        last_epoch: int,
-        changed_rows: Callable[[Any], Any] | None = None,
-    ):
-        super().__init__()
-        self.encoder = encoder
-        self.last_epoch = last_epoch
-        self.changed_rows = changed_rows
-        self.best = math.inf
-        self.saved = False
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("val_loss", math.nan)
-        if loss < self.best:
-            self.best = loss
-            if epoch < self.last_epoch:
-                self.encoder.snapshot(self.changed_rows)
-                self.saved = True
-            return
-        self.model.stop_training = True
-        if self.saved:
-            self.encoder.restore_snapshot(self.changed_rows)
-
-    def on_train_end(self, logs=None):
-        self.encoder.drop_snapshot()  # a full copy is ~280 MB for USE-m3
-
-
-class _StopOnNonFinite(tf_runtime.load().tf_keras.callbacks.Callback):
-    """Stops at the first NaN/inf batch loss (the trial is then marked failed)."""
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.model.stop_training = True

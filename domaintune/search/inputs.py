@@ -1,0 +1,118 @@
+"""Reading and checking a search's inputs (pairs, STS-B, space, objective)
+before any model is loaded, so a mistake fails at once and leaves nothing behind."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from domaintune.errors import UserError
+from domaintune.search.project import SearchConfig, pairs_source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Inputs:
+    """Everything read and checked before any model is loaded."""
+
+    space: Any
+    objective: Any
+    train: Any
+    val: Any
+    retrieval: Any
+    sts: Any
+
+
+def load_inputs(config: SearchConfig, objective, frames: Mapping[str, Any]) -> Inputs:
+    from domaintune.data.pairs import (
+        DEFAULT_COLUMNS,
+        file_sha256,
+        load_pairs,
+        pairs_sha256,
+        split_pairs,
+    )
+    from domaintune.data.sts import load_sts
+    from domaintune.objectives import get_objective
+    from domaintune.search.space import SearchSpace
+
+    space = SearchSpace().with_overrides(config.hp_overrides)
+    if objective is None:
+        objective = get_objective(
+            config.objective,
+            weight=config.objective_weight,
+            tolerance=config.tolerance,
+            domain_metric=config.domain_metric,
+        )
+    train_source = pairs_source("train", config, frames)
+    train, report = load_pairs(train_source, name="train DataFrame", **config.pair_format)
+    log.info(report.summary())
+    val_source = pairs_source("val", config, frames)
+    if val_source is not None:
+        val, val_report = load_pairs(val_source, name="val DataFrame", **config.pair_format)
+        log.info(val_report.summary())
+    else:
+        train, val = split_pairs(train, config.val_split, config.seed)
+    log.info(f"Train: {len(train)} pairs, validation: {len(val)} pairs")
+    _check_positive_pairs(space, train)
+    retrieval = _validation_retrieval(val, config)
+    sts = load_sts(config.sts, "dev", required=config.sts.lower() not in ("auto", ""))
+    objective.validate(sts_available=sts is not None)
+    if sts is None:
+        log.info("STS-B not used: the objective is domain-only (marked as such in results).")
+    columns = config.pair_format.get("columns", DEFAULT_COLUMNS)
+    config.train_sha256 = pairs_sha256(train_source, columns)
+    config.val_sha256 = pairs_sha256(val_source, columns) if val_source is not None else None
+    config.sts_source = sts.source if sts is not None else None
+    config.sts_sha256 = file_sha256(sts.source) if sts is not None else None
+    config.space = space.summary()
+    return Inputs(space, objective, train, val, retrieval, sts)
+
+
+def _check_positive_pairs(space, train) -> None:
+    """A searched loss that trains on positives only needs some."""
+    from domaintune.models.losses import LOSSES
+
+    loss = space.params["loss"]
+    names = [
+        n
+        for n in (loss.values if loss.kind == "choice" else (loss.default,))
+        if LOSSES[n].positives_only
+    ]
+    if not names:
+        return
+    threshold = space.params["positive_threshold"]  # such a loss declares it
+    lowest = (
+        threshold.low
+        if threshold.kind in ("float", "int")
+        else min(threshold.values or (threshold.default,))
+    )
+    positives = int((train.scores >= lowest).sum())
+    if positives < 2:
+        raise UserError(
+            f"--hp loss={names[0]} trains on pairs scored >= positive_threshold "
+            f"({lowest:g}), and the training pairs have {positives}. Lower it, e.g. "
+            "--hp positive_threshold=0.9, or add same-concept pairs (score 1.0)."
+        )
+
+
+def _validation_retrieval(val, config: SearchConfig):
+    """Retrieval queries from the validation pairs at the top score, if any."""
+    from domaintune.data.retrieval_sets import retrieval_from_pairs
+
+    retrieval = retrieval_from_pairs(val)
+    if retrieval is None and config.domain_metric == "retrieval":
+        raise UserError(
+            "--domain-metric retrieval: the validation pairs define no retrieval task (it "
+            "needs pairs scored 1.0, same concept, with at least 2 distinct refs). Pass a "
+            "--val file with such pairs, or use --domain-metric mse|spearman."
+        )
+    if retrieval is not None and config.domain_metric == "mse":
+        log.info(
+            "Hint: the validation pairs define a retrieval task; selecting on "
+            "--domain-metric retrieval tracks what retrieval users care about "
+            "better than val_mse (see README, 'Choosing the loss and the domain metric')."
+        )
+    return retrieval
