@@ -1,157 +1,331 @@
-"""Does fine-tuning improve the domain on UNSEEN occupations, keeping STS-B?
+"""How much does domaintune adapt USE-m3 to a taxonomy, in six languages, on UNSEEN concepts?
 
-Builds training pairs from the shared ESCO export with a concept-disjoint
-holdout (``domaintune.data.esco``), fine-tunes the embedded ``use-m3`` once per
-setting with ``domaintune search`` (one fixed trial each), and prints, next to
-the untuned base: retrieval on the held-out occupations (every English
-alternative label is a query, the corpus is the held-out preferred labels;
-recall@1, recall@5, MRR) and STS-B dev Pearson.
+Builds ESCO pairs over the six shared languages with 20% of the occupations
+held out in every language (``_quality_tasks.py``), fine-tunes the embedded
+``use-m3`` with ``domaintune.search`` once per row, exports the best trial and
+scores the export (loaded with ``hub.KerasLayer``, as a user would) on the
+held-out occupations: per language monolingual retrieval, cross-lingual
+retrieval to English, the same queries UPPER-CASED (recall@1, recall@5, MRR),
+and STS-B dev Pearson. Rows: the untuned base; today's recommended setting
+(English, 4k pairs); each new element alone on top of it; the
+``--recipe retrieval`` search and one trial at its defaults; and
+sentence-transformers all-MiniLM-L6-v2 + MultipleNegativesRankingLoss on the
+same English pairs with the recipe's wall-clock budget (needs the ``bench``
+extra). Each row's figures are kept in ``--results`` (JSON) as it finishes,
+so rows can be run in several sittings; the table and the goals are printed
+from everything measured so far.
 
-Run from the repository root: ``python bench/quality.py [--quick]``.
+Run from the repository root: ``python bench/quality.py [--rows base,old,...] [--seeds 3]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import inspect
+import json
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _measure import SHARED_DATA, heldout_retrieval
+from _measure import BENCH_DIR, SHARED_DATA
+from _quality_tasks import LANGS, build_split, score, write_pairs_csv, write_upper_queries
 
-# name -> fixed hyperparameters (everything else at the search-space default)
-SETTINGS = {
-    "angular_mse (tutorial)": {"loss": "angular_mse", "learning_rate": 2e-5, "batch_size": 16},
-    "in_batch_negatives": {
-        "loss": "in_batch_negatives",
-        "learning_rate": 2e-5,
-        "batch_size": 32,
-        "scale": 20.0,
-    },
-    "in_batch_negatives lr 5e-5": {
-        "loss": "in_batch_negatives",
-        "learning_rate": 5e-5,
-        "batch_size": 32,
-        "scale": 20.0,
-    },
-    "in_batch_negatives lr 1e-4": {
-        "loss": "in_batch_negatives",
-        "learning_rate": 1e-4,
-        "batch_size": 32,
-        "scale": 20.0,
-    },
-    "in_batch_negatives b64 lr 1e-4": {
-        "loss": "in_batch_negatives",
-        "learning_rate": 1e-4,
-        "batch_size": 64,
-        "scale": 20.0,
-    },
-    "mixed": {"loss": "mixed", "learning_rate": 5e-5, "batch_size": 32, "mix_weight": 0.05},
-    "cosent": {"loss": "cosent", "learning_rate": 2e-5, "batch_size": 32},
+OLD = {"loss": "in_batch_negatives", "learning_rate": 1e-4, "batch_size": 64, "epochs": 1}
+# name -> (training languages, number of training pairs, search arguments)
+ROWS: dict[str, tuple[tuple[str, ...], int, dict]] = {
+    "old": (("en",), 4000, {"hp": OLD}),
+    "six_languages": (LANGS, 50000, {"hp": OLD}),
+    "case_fold": (("en",), 4000, {"hp": {**OLD, "case_fold": True}}),
+    "augment": (("en",), 4000, {"hp": OLD, "augment": ("upper", "accents", "gender")}),
+    "batch_1024": (("en",), 4000, {"hp": {**OLD, "batch_size": 1024, "grad_cache_chunk": 128}}),
+    "mined": (("en",), 4000, {"hp": {**OLD, "hard_negatives": "mined"}}),
+    "interpolate": (("en",), 4000, {"hp": OLD, "interpolate": (0.5, 0.75, 1.0)}),
+    "recipe_1trial": (LANGS, 50000, {"recipe": "retrieval", "max_trials": 1, "tuner": "grid"}),
+    "recipe": (LANGS, 50000, {"recipe": "retrieval", "max_trials": 6, "tuner": "bayesian"}),
+}
+LABELS = {
+    "base": "base (untuned)",
+    "old": "old: English 4k, in-batch lr 1e-4 b64",
+    "six_languages": "+ six languages (50k pairs)",
+    "case_fold": "+ case folding",
+    "augment": "+ augmentation",
+    "batch_1024": "+ batch 1,024 (GradCache)",
+    "mined": "+ mined hard negatives",
+    "interpolate": "+ interpolation {0.5, 0.75, 1}",
+    "recipe_1trial": "--recipe retrieval, 1 trial at defaults",
+    "recipe": "--recipe retrieval search",
+    "minilm": "all-MiniLM-L6-v2 + MNRL (English)",
 }
 
 
-def write_rows(rows, path: Path) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["base", "ref", "similarity", "hard_negative"])
-        for r in rows:
-            writer.writerow([r.base, r.ref, r.similarity, r.hard_negative])
+def train_row(name: str, split, seed: int, work: Path, sts_dir: Path) -> tuple[dict, float]:
+    """Search, export the best trial, score the export; (figures, wall seconds)."""
+    import domaintune as dt
+    from domaintune import tf_runtime
+
+    langs, n_pairs, args = ROWS[name]
+    rng = np.random.default_rng(seed)
+    pool = [
+        r
+        for r in split.train
+        if r.lang.split("-")[0] in langs and (r.ref_lang or r.lang.split("-")[-1]) in langs
+    ]
+    picks = sorted(rng.choice(len(pool), min(n_pairs, len(pool)), replace=False))
+    train = write_pairs_csv([pool[i] for i in picks], work / f"{name}_train.csv")
+    val_picks = sorted(rng.choice(len(split.val), min(2000, len(split.val)), replace=False))
+    val = write_pairs_csv([split.val[i] for i in val_picks], work / f"{name}_val.csv")
+    args = dict(args)
+    unsupported = [k for k in args if k not in inspect.signature(dt.search).parameters]
+    if unsupported:
+        raise RuntimeError(f"this domaintune has no {', '.join(unsupported)}")
+    started = time.perf_counter()
+    result = dt.search(
+        train=train,
+        val=val,
+        sts=str(sts_dir),
+        domain_metric="retrieval",
+        seed=seed,
+        project_dir=work / name,
+        **args,
+    )
+    export = result.export(work / f"{name}_export")
+    seconds = time.perf_counter() - started
+    rt = tf_runtime.load()
+    layer = rt.hub.KerasLayer(str(export))
+
+    def encode(texts):
+        return np.concatenate(
+            [
+                np.asarray(layer(rt.tf.constant(list(texts[i : i + 512]))))
+                for i in range(0, len(texts), 512)
+            ]
+        )
+
+    figures = score(encode, split.tasks, _sts(sts_dir))
+    figures["best_hyperparameters"] = result.best.hyperparameters if result.best else {}
+    return figures, seconds
 
 
-def evaluate(encoder, retrieval, sts) -> dict[str, float]:
-    from domaintune.evaluation.metrics import sts_metrics
-    from domaintune.evaluation.retrieval import retrieval_metrics
+def base_row(split, sts_dir: Path) -> dict:
+    from domaintune.models.encoding import batched_encoder, load_encoder_layer
+    from domaintune.models.resolver import resolve_base
 
-    encode = encoder.encode_fn()
-    found = retrieval_metrics(encode, retrieval)
-    return {
-        "r1": found["retrieval_r1"],
-        "r5": found["retrieval_r5"],
-        "mrr": found["retrieval_mrr"],
-        "sts": sts_metrics(encode, sts)["sts_pearson"],
-    }
+    return score(
+        batched_encoder(load_encoder_layer(resolve_base("use-m3"))), split.tasks, _sts(sts_dir)
+    )
+
+
+def minilm_row(split, seed: int, work: Path, budget: float) -> tuple[dict, float]:
+    """The peer's row, in a child process (torch and TensorFlow never share one)."""
+    pool = [r for r in split.train if r.lang == "en" and not r.ref_lang]
+    rng = np.random.default_rng(seed)
+    picks = sorted(rng.choice(len(pool), min(4000, len(pool)), replace=False))
+    train = write_pairs_csv([pool[i] for i in picks], work / "minilm_train.csv")
+    texts = sorted({t for task in split.tasks.values() for t in (*task.queries, *task.corpus)})
+    sts = _sts(SHARED_DATA / "stsbenchmark")
+    texts = sorted(set(texts) | set(sts.sentences1) | set(sts.sentences2))
+    (work / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH_DIR / "st_quality.py"),
+            "--pairs",
+            str(train),
+            "--texts",
+            str(work / "texts.json"),
+            "--out",
+            str(work / "minilm.npy"),
+            "--seconds",
+            str(budget),
+            "--seed",
+            str(seed),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds = time.perf_counter() - started
+    table = dict(zip(texts, np.load(work / "minilm.npy")))
+    figures = score(lambda batch: np.stack([table[t] for t in batch]), split.tasks, sts)
+    figures["reference"] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return figures, seconds
+
+
+def _sts(sts_dir: Path):
+    from domaintune.data.sts import load_sts
+
+    return load_sts(str(sts_dir), "dev")
+
+
+def goals(results: dict) -> list[tuple[str, str, str, bool | None]]:
+    """(goal, figure, reference, met) from the measured rows (None: not measured)."""
+
+    def mean(row, key):
+        values = [r[key] for r in results.get(row, {}).values() if key in r]
+        return float(np.mean(values)) if values else None
+
+    base = {k: mean("base", k) for k in ("mono_en_r1", "mono_mean_r1", "cross_mean_r1", "sts")}
+    best = "recipe" if "recipe" in results else None
+    out = []
+
+    def add(goal, value, reference, ok):
+        shown = "-" if value is None else f"{value:.4f}"
+        out.append((goal, shown, reference, None if value is None else ok(value)))
+
+    r = (lambda key: mean(best, key)) if best else (lambda key: None)
+    add("English recall@1 >= 0.85", r("mono_en_r1"), "0.85", lambda v: v >= 0.85)
+    if base["mono_mean_r1"] is not None:
+        add(
+            "mean recall@1, six languages >= base + 0.12",
+            r("mono_mean_r1"),
+            f"{base['mono_mean_r1'] + 0.12:.4f}",
+            lambda v: v >= base["mono_mean_r1"] + 0.12,
+        )
+        add(
+            "mean cross-lingual recall@1 >= base + 0.15",
+            r("cross_mean_r1"),
+            f"{base['cross_mean_r1'] + 0.15:.4f}",
+            lambda v: v >= base["cross_mean_r1"] + 0.15,
+        )
+        add(
+            "STS-B dev >= base - 0.005",
+            r("sts"),
+            f"{base['sts'] - 0.005:.4f}",
+            lambda v: v >= base["sts"] - 0.005,
+        )
+    gap = None
+    if best and r("upper_mean_r1") is not None:
+        gap = r("mono_mean_r1") - r("upper_mean_r1")
+    add("UPPER-CASE within 0.03 recall@1 of normal case", gap, "0.03", lambda v: v <= 0.03)
+    seconds = mean("recipe", "seconds")
+    add(
+        "recipe search <= 60 min on 2 cores",
+        None if seconds is None else seconds / 60,
+        "60 min",
+        lambda v: v <= 60,
+    )
+    one = mean("recipe_1trial", "mono_mean_r1")
+    add(
+        "search beats 1 trial at the recipe's defaults by >= 0.03 mean recall@1",
+        None if one is None or r("mono_mean_r1") is None else r("mono_mean_r1") - one,
+        "0.03",
+        lambda v: v >= 0.03,
+    )
+    return out
+
+
+def print_table(results: dict) -> None:
+    columns = [
+        ("en R@1", "mono_en_r1"),
+        ("mean R@1", "mono_mean_r1"),
+        ("mean R@5", "mono_mean_r5"),
+        ("mean MRR", "mono_mean_mrr"),
+        ("cross R@1", "cross_mean_r1"),
+        ("UPPER R@1", "upper_mean_r1"),
+        ("STS-B", "sts"),
+        ("wall s", "seconds"),
+    ]
+    print("\n| setting | seeds | " + " | ".join(c for c, _ in columns) + " |")
+    print("|---|---|" + "---|" * len(columns))
+    for name, label in LABELS.items():
+        runs = list(results.get(name, {}).values())
+        if not runs:
+            continue
+        cells = []
+        for _, key in columns:
+            values = [r[key] for r in runs if r.get(key) is not None]
+            if not values:
+                cells.append("-")
+            elif key == "seconds":
+                cells.append(f"{np.mean(values):.0f}")
+            elif len(values) > 1:
+                cells.append(f"{np.mean(values):.4f} ± {np.ptp(values) / 2:.4f}")
+            else:
+                cells.append(f"{values[0]:.4f}")
+        print(f"| {label} | {len(runs)} | " + " | ".join(cells) + " |")
+    base_runs = list(results.get("base", {}).values())
+    if base_runs:
+        print("\nper language, recall@1 (first seed): mono / cross / UPPER")
+        for name in LABELS:
+            runs = list(results.get(name, {}).values())
+            if runs:
+                r = runs[0]
+                parts = [
+                    f"{lang} {r.get(f'mono_{lang}_r1', float('nan')):.3f}/"
+                    f"{r.get(f'cross_{lang}_r1', float('nan')):.3f}/"
+                    f"{r.get(f'upper_{lang}_r1', float('nan')):.3f}"
+                    for lang in LANGS
+                ]
+                print(f"  {LABELS[name]:<42} " + "  ".join(parts))
+    print("\n| goal | measured | reference | result |\n|---|---|---|---|")
+    for goal, value, reference, ok in goals(results):
+        verdict = "not measured" if ok is None else ("met" if ok else "NOT met")
+        print(f"| {goal} | {value} | {reference} | {verdict} |")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-pairs", type=int, default=4000)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="1,000 pairs, two settings")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rows",
+        default=",".join(["base", *ROWS, "minilm"]),
+        help="comma-separated rows to run (default: all)",
+    )
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (the issue asks 3)")
+    parser.add_argument("--results", type=Path, default=BENCH_DIR / "quality_results.json")
+    parser.add_argument("--report", action="store_true", help="only print the table")
+    parser.add_argument("--recipe-trials", type=int, default=6, help="trials of the recipe row")
     args = parser.parse_args(argv)
-    esco = SHARED_DATA / "esco" / "occupations_en.csv"
-    if not esco.exists():
-        print(f"needs the shared ESCO export at {esco}", file=sys.stderr)
+    ROWS["recipe"][2]["max_trials"] = args.recipe_trials
+    sts_dir = SHARED_DATA / "stsbenchmark"
+    if not (SHARED_DATA / "esco" / "occupations_de.csv").exists():
+        print(f"needs the six-language ESCO exports in {SHARED_DATA / 'esco'}", file=sys.stderr)
         return 2
-    settings = dict(list(SETTINGS.items())[:2]) if args.quick else SETTINGS
-    n_pairs = 1000 if args.quick else args.train_pairs
-
-    from domaintune.data.esco import build_pairs
-    from domaintune.data.esco_exports import read_occupations
-    from domaintune.data.sts import load_sts
-    from domaintune.models.resolver import resolve_base
-    from domaintune.models.trainable_encoder import TrainableEncoder
-    from domaintune.search.runner import SearchConfig, run_search
-
-    occupations = read_occupations([esco])
-    built = build_pairs(occupations, seed=args.seed, holdout_fraction=0.2)
-    rng = np.random.default_rng(args.seed)
-    train = [built.train[i] for i in sorted(rng.choice(len(built.train), n_pairs, replace=False))]
-    val = [built.holdout[i] for i in sorted(rng.choice(len(built.holdout), 500, replace=False))]
-    retrieval = heldout_retrieval(occupations, built.heldout_uris)
-    sts = load_sts(str(SHARED_DATA / "stsbenchmark"), "dev")
-    print(
-        f"train pairs {len(train)} (positives >= 0.99: "
-        f"{sum(r.similarity >= 0.99 for r in train)}), holdout occupations "
-        f"{len(built.heldout_uris)}, queries {len(retrieval.queries)}, "
-        f"corpus {len(retrieval.corpus)}"
-    )
-
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        write_rows(train, tmp / "train.csv")
-        write_rows(val, tmp / "val.csv")
-        encoder = TrainableEncoder(resolve_base("use-m3"))
-        rows.append(("base (untuned)", evaluate(encoder, retrieval, sts), 0.0))
-        for name, hps in settings.items():
-            project = tmp / name.replace(" ", "_")
-            overrides = {k: [v] for k, v in {**hps, "epochs": args.epochs}.items()}
-            started = time.perf_counter()
-            run_search(
-                SearchConfig(
-                    train=str(tmp / "train.csv"),
-                    val=str(tmp / "val.csv"),
-                    sts=str(SHARED_DATA / "stsbenchmark"),
-                    max_trials=1,
-                    project_dir=str(project),
-                    seed=args.seed,
-                    hp_overrides=overrides,
-                )
-            )
-            seconds = time.perf_counter() - started
-            encoder.load_weights(project / "trial_0" / "encoder.npz")
-            rows.append((name, evaluate(encoder, retrieval, sts), seconds))
-
-    base = rows[0][1]
-    print(
-        f"\n{'setting':<28} {'R@1':>7} {'ΔR@1':>7} {'R@5':>7} {'MRR':>7} {'STS-B':>7} "
-        f"{'ΔSTS':>8} {'train s':>8}"
-    )
-    for name, m, seconds in rows:
+    results = json.loads(args.results.read_text()) if args.results.exists() else {}
+    rows = [] if args.report else [r for r in args.rows.split(",") if r]
+    unknown = [r for r in rows if r not in LABELS]
+    if unknown:
+        print(f"unknown rows {unknown}; choose from {', '.join(LABELS)}", file=sys.stderr)
+        return 2
+    for seed in range(args.seeds if rows else 0):
+        split = build_split(seed)
         print(
-            f"{name:<28} {m['r1']:7.4f} {m['r1'] - base['r1']:+7.4f} {m['r5']:7.4f} "
-            f"{m['mrr']:7.4f} {m['sts']:7.4f} {m['sts'] - base['sts']:+8.4f} {seconds:8.0f}"
+            f"seed {seed}: {len(split.train):,} training pairs, {len(split.val):,} validation "
+            f"pairs, {split.heldout} held-out occupations",
+            flush=True,
         )
-    best = max(rows[1:], key=lambda r: r[1]["r1"])
-    met = best[1]["r1"] - base["r1"] >= 0.03 and abs(best[1]["sts"] - base["sts"]) <= 0.01
-    print(
-        f"\ngoal (R@1 +3 points, STS-B within 0.01) with '{best[0]}': {'met' if met else 'not met'}"
-    )
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            write_upper_queries(split.tasks, work / "upper_queries.csv", seed=seed)
+            for name in rows:
+                started = time.perf_counter()
+                try:
+                    if name == "base":
+                        figures, seconds = base_row(split, sts_dir), time.perf_counter() - started
+                    elif name == "minilm":
+                        budget = np.mean(
+                            [r["seconds"] for r in results.get("recipe", {}).values()] or [600.0]
+                        )
+                        figures, seconds = minilm_row(split, seed, work, float(budget))
+                    else:
+                        figures, seconds = train_row(name, split, seed, work, sts_dir)
+                except Exception as exc:  # one row's failure must not lose the others
+                    print(f"  {name}: FAILED ({type(exc).__name__}: {exc})", flush=True)
+                    continue
+                figures["seconds"] = seconds
+                results.setdefault(name, {})[str(seed)] = figures
+                args.results.write_text(json.dumps(results, indent=1, default=str))
+                print(
+                    f"  {name}: en R@1 {figures['mono_en_r1']:.4f}, mean R@1 "
+                    f"{figures['mono_mean_r1']:.4f}, cross {figures['cross_mean_r1']:.4f}, "
+                    f"UPPER {figures['upper_mean_r1']:.4f}, STS-B {figures.get('sts', 0):.4f}, "
+                    f"{seconds:.0f} s",
+                    flush=True,
+                )
+    print_table(results)
     return 0
 
 

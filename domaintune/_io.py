@@ -2,7 +2,8 @@
 
 - :func:`atomic_path` / :func:`write_atomic`: a file appears whole or not at
   all (a temp file beside the target, then ``os.replace``), readable by others
-  (0644: project folders are shared by the processes of a distributed search).
+  (0644: project folders are shared by the processes of a distributed search);
+  :func:`temp_glob` finds the temp files a killed writer left.
 - :func:`read_utf8`: a user's text file, with an error naming the file, line
   and byte that are not UTF-8.
 - :func:`csv_records`: CSV records with the line each starts on (a quoted
@@ -24,6 +25,19 @@ from domaintune.errors import UserError
 
 #: What an atomic write leaves: read for all, written by the owner.
 FILE_MODE = 0o644
+#: The csv field limit while :func:`csv_records` parses: the largest every
+#: platform takes (a C long may be 32 bits), in effect none.
+CSV_FIELD_LIMIT = 2**31 - 1
+
+
+_TEMP_SUFFIX = ".tmp"
+
+
+def temp_glob(name: str) -> str:
+    """The glob pattern (``.<name>.*.tmp``) of the temp files that atomic writes
+    of a file called ``name`` use: a write in progress, or what a writer killed
+    mid-write left behind (only the caller knows which)."""
+    return f".{name}.*{_TEMP_SUFFIX}"
 
 
 @contextlib.contextmanager
@@ -36,7 +50,7 @@ def atomic_path(path: str | os.PathLike[str], *, mode: int = FILE_MODE) -> Itera
     """
     path = Path(path)
     # Unique per writer: processes on several machines may write one file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -110,9 +124,19 @@ def csv_records(
     """
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
     start = 1
-    try:
-        for row in reader:
-            yield start, row
-            start = reader.line_num + 1
-    except csv.Error as err:
-        raise UserError(f"{path}, line {start}: malformed {kind} ({err}). {fix}") from None
+    while True:
+        # The csv module refuses fields over 131,072 characters and blames the
+        # quoting; the text is in memory already, so its limit guards nothing
+        # here, and the caller's own rules (a pair file's maximum text length)
+        # must speak first. Lifted only while a record is parsed: it is global.
+        limit = csv.field_size_limit(CSV_FIELD_LIMIT)
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise UserError(f"{path}, line {start}: malformed {kind} ({err}). {fix}") from None
+        finally:
+            csv.field_size_limit(limit)
+        yield start, row
+        start = reader.line_num + 1

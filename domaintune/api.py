@@ -13,6 +13,7 @@ logger (``logging.basicConfig(level=logging.INFO)`` shows it).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,9 @@ from typing import TYPE_CHECKING, Any, Union
 from domaintune.errors import UserError
 from domaintune.search.callbacks import SearchCallback
 from domaintune.search_result import SearchResult, Trial
+
+# Under the logger the CLI prints to stdout (the search's own progress lines).
+_log = logging.getLogger("domaintune.search.recipes")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,7 +86,7 @@ def search(
     hp_file: str | os.PathLike[str] | None = None,
     loss: Any = None,
     objective: str | Objective = "guarded",
-    domain_metric: str = "mse",
+    domain_metric: str | None = None,
     objective_weight: float = 1.0,
     tolerance: float = 0.005,
     project_dir: str | os.PathLike[str] = "domaintune_runs/search",
@@ -93,12 +97,15 @@ def search(
     columns: str | Sequence[str] = ("base", "ref", "similarity"),
     scale: str = "angular",
     dedupe: str = "error",
+    augment: str | Sequence[str] | None = None,
     role: str | None = None,
     oracle: str | None = None,
     worker_id: str | None = None,
     lease_timeout: float = 60.0,
     connect_timeout: float = 120.0,
     strategy: str = "none",
+    interpolate: str | float | Sequence[float] | None = None,
+    recipe: str | None = None,
     on_trial_end: Callable[[Trial], None] | None = None,
     callbacks: Iterable[SearchCallback] = (),
 ) -> SearchResult:
@@ -112,6 +119,10 @@ def search(
     or a ``(min, max)`` tuple (range). ``loss`` is a loss name, a list of names,
     or an instance (``InBatchNegatives(scale=30.0)`` fixes its settings too);
     ``objective`` a name or an :class:`~domaintune.objectives.Objective`.
+    ``augment`` adds surface variants of the training pairs' texts at score 1.0
+    (kinds of :mod:`domaintune.data.augment`: ``["upper", "accents"]``, ``"all"``).
+    ``interpolate`` weights in [0, 1]: each trial is scored at ``base + alpha *
+    (trained - base)`` for each and keeps the best (``(1.0,)``: no interpolation).
     ``on_trial_end`` gets each finished :class:`Trial`; ``callbacks`` are
     :class:`~domaintune.search.callbacks.SearchCallback` objects. ``role``,
     ``oracle``, ``worker_id``: a distributed search's part of this process.
@@ -128,9 +139,13 @@ def search(
                            on_trial_end=lambda trial: print(trial.trial_id, trial.objective))
         print(result.best)
     """
+    from domaintune.data.augment import parse_kinds
     from domaintune.data.pairs import is_frame, parse_columns, sample_path
     from domaintune.search.distributed import cluster_from_options
+    from domaintune.search.interpolation import parse_alphas
+    from domaintune.search.recipes import apply_recipe, get_recipe
     from domaintune.search.runner import SearchConfig, run_search
+    from domaintune.search.space import SearchSpace
 
     if role not in (None, "chief", "worker"):
         raise UserError(f"--role {role!r}: use 'chief' or 'worker'.")
@@ -143,6 +158,19 @@ def search(
             raise UserError(f"--{option} must be a whole number >= 1, got {value!r}.")
     frames = {name: value for name, value in (("train", train), ("val", val)) if is_frame(value)}
     overrides = _hp_overrides(hp, hp_file, epochs, loss)
+    chosen = get_recipe(recipe)
+    recipe_hp, options, made = apply_recipe(
+        chosen,
+        set(overrides),
+        {"domain_metric": domain_metric, "interpolate": interpolate, "augment": augment},
+        known=set(SearchSpace().params),
+    )
+    overrides = {**_hp_overrides(recipe_hp, None, None, None), **overrides}
+    if made:
+        _log.info("Recipe %s: %s (any can be overridden)", chosen.name, ", ".join(made))
+    domain_metric = options["domain_metric"] or "mse"
+    interpolate = options["interpolate"] if options["interpolate"] is not None else (1.0,)
+    augment = options["augment"]
     objective_name, objective = (
         (objective, None) if isinstance(objective, str) else (_objective_name(objective), objective)
     )
@@ -154,6 +182,7 @@ def search(
         sts=str(sts),
         tuner=tuner,
         max_trials=max_trials,
+        recipe=chosen.name,
         objective=objective_name,
         domain_metric=getattr(objective, "domain_metric", domain_metric),
         objective_weight=getattr(objective, "weight", objective_weight),
@@ -168,6 +197,8 @@ def search(
             "scale": scale,
             "dedupe": dedupe,
         },
+        augment=list(parse_kinds(augment)),
+        interpolate=parse_alphas(interpolate),
     )
     hooks = [*callbacks, *([_TrialEnd(on_trial_end)] if on_trial_end else [])]
     run_search(
@@ -255,12 +286,15 @@ def evaluate(
     columns: str | Sequence[str] = ("base", "ref", "similarity"),
     scale: str = "angular",
     dedupe: str = "error",
+    case_fold: bool = False,
 ) -> dict[str, Any]:
     """Score an encoder (``use-m3``, an export, a SavedModel folder or a TF-Hub
     handle) on STS-B (``sts="none"`` skips it), and optionally on domain
     ``pairs`` (a file or DataFrame), a ``retrieval`` set (ESCO export or
     query,target CSV), and draw a similarity ``heatmap`` PNG of ``titles`` (a
-    file, one per line, or a list; default the tutorial's nine).
+    file, one per line, or a list; default the tutorial's nine). ``case_fold``
+    folds every text to NFKC lower case before the encoder, as a search's
+    ``case_fold`` trial and its export do (for a base used untuned).
 
     Returns the dict ``domaintune evaluate --json`` prints (``sts_pearson``,
     ``pairs_mse``, ``retrieval_r1``, ...).
@@ -307,8 +341,13 @@ def evaluate(
     from domaintune.models.encoding import batched_encoder, load_encoder_layer
     from domaintune.models.resolver import resolve_base
 
-    encode = batched_encoder(load_encoder_layer(resolve_base(str(model))), batch_size)
-    result: dict[str, Any] = {"model": str(model)}
+    layer = load_encoder_layer(resolve_base(str(model)))
+    if case_fold:
+        from domaintune.models.normalization import case_folding
+
+        layer = case_folding(layer)
+    encode = batched_encoder(layer, batch_size)
+    result: dict[str, Any] = {"model": str(model), **({"case_fold": True} if case_fold else {})}
     if sts_pairs is not None:
         result.update(sts_metrics(encode, sts_pairs), sts_split=split, sts_source=sts_pairs.source)
     if domain is not None:

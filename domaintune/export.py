@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from domaintune.errors import UserError
+from domaintune.evaluation import names
 from domaintune.models.trainable_encoder import CHECKPOINT_NAME
 from domaintune.reporting.results import (
     CONFIG_FILE,
@@ -58,6 +59,7 @@ def export_trial(project_dir: Path, out: Path, trial_id: str | None = None) -> P
         raise UserError(f"--out: folder '{out.parent}' does not exist; create it first.")
 
     from domaintune import tf_runtime
+    from domaintune.models.normalization import case_folded_root
     from domaintune.models.resolver import resolve_base
     from domaintune.models.trainable_encoder import TrainableEncoder
 
@@ -71,15 +73,24 @@ def export_trial(project_dir: Path, out: Path, trial_id: str | None = None) -> P
             "damaged or from another base model; export another --trial, or rerun "
             "the search."
         ) from None
+    # A trial that trained on case-folded text exports a model that folds its
+    # inputs itself: a user of the export gets it without knowing.
+    module = (
+        case_folded_root(encoder.module) if _case_fold(trial["hyperparameters"]) else encoder.module
+    )
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        tf_runtime.load().tf.saved_model.save(encoder.module, str(staging / "model"))
+        tf_runtime.load().tf.saved_model.save(module, str(staging / "model"))
         card = model_card(config, trial, load_base_metrics(project_dir))
         (staging / "model" / MODEL_CARD).write_text(json.dumps(card, indent=2))
         (staging / "model").rename(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def _case_fold(hyperparameters: dict[str, Any]) -> bool:
+    return bool(hyperparameters.get("case_fold", False))
 
 
 def _choose_trial(project_dir: Path, trial_id: str | None) -> dict:
@@ -114,6 +125,9 @@ def model_card(config: dict, trial: dict, base: dict) -> dict[str, Any]:
         "base_model": config["base"],
         "trial_id": trial["trial_id"],
         "hyperparameters": trial["hyperparameters"],
+        # The export folds its inputs to NFKC lower case; base_metrics are the
+        # untuned base's as given, unfolded.
+        "case_fold": _case_fold(trial["hyperparameters"]),
         "metrics": metrics,
         "base_metrics": base,
         "deltas_vs_base": {
@@ -125,6 +139,11 @@ def model_card(config: dict, trial: dict, base: dict) -> dict[str, Any]:
             "name": config["objective"],
             "weight": config["objective_weight"],
             "tolerance": config["tolerance"],
+        },
+        # --interpolate: the weights are base + alpha * (trained - base).
+        "interpolation": {
+            "alpha": metrics.get(names.ALPHA, 1.0),
+            "alphas": config.get("interpolate", [1.0]),
         },
         "data": {
             "train": config["train"],

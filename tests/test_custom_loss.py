@@ -105,7 +105,7 @@ def test_a_registered_loss_and_its_settings_are_in_the_space(toy_losses):
     with pytest.raises(
         UserError,
         match=r"'hinge' is not one of angular_mse, cosent, "
-        r"in_batch_negatives, mixed, toy_cosine_mse",
+        r"in_batch_negatives, in_batch_negatives_symmetric, mixed, toy_cosine_mse",
     ):
         space_with("loss=hinge")
 
@@ -207,7 +207,7 @@ def _other_value(param):
         return next(v for v in param.allowed if v != param.default)
     if isinstance(param.default, bool):
         return not param.default
-    return param.default / 2 if param.maximum is not None else param.default * 2
+    return param.default / 2 if param.maximum is not None else (param.default * 2 or 1)
 
 
 def test_where_a_value_lives_is_what_the_built_model_does(toy_losses, tiny_model_dir):
@@ -216,12 +216,16 @@ def test_where_a_value_lives_is_what_the_built_model_does(toy_losses, tiny_model
     the graph key (another model is built)."""
     space = SearchSpace()
     defaults = space.declare(kt.HyperParameters())
-    assert set(space.names(OUTSIDE)) == {"batch_size", "epochs"}
+    assert set(space.names(OUTSIDE)) == {"batch_size", "epochs", "mined_skip"}
     assert set(space.names(GRAPH)) == {
         "loss",
         "clipnorm_scope",
         "train_embeddings",
         "sparse_updates",
+        "case_fold",
+        "grad_cache_chunk",
+        "hard_negatives",
+        "mined_k",
         "power",
     }
     for name in space.names(GRAPH):

@@ -84,8 +84,9 @@ def test_csv_records_name_the_line_a_record_starts_on(tmp_path):
     assert rows[1] == (2, ['"q', '"x'])
 
 
-def test_csv_records_malformed_is_a_user_error():
-    too_long = "x" * (csv.field_size_limit() + 1)  # what the csv module rejects
+def test_csv_records_malformed_is_a_user_error(monkeypatch):
+    monkeypatch.setattr(_io, "CSV_FIELD_LIMIT", 100)  # a field over it is what csv rejects
+    too_long = "x" * 101
     text = f'a,b\nok,1\n"multi\nline",2\n{too_long},3\n'
     rows = _io.csv_records("f.csv", text, kind="TSV", fix="Check it.")
     assert next(rows) == (1, ["a", "b"])
@@ -93,3 +94,13 @@ def test_csv_records_malformed_is_a_user_error():
         list(rows)
     assert str(err.value).startswith("f.csv, line 5: malformed TSV (")
     assert str(err.value).endswith("). Check it.")
+
+
+def test_csv_records_reads_fields_over_the_csv_modules_limit():
+    before = csv.field_size_limit()
+    huge = "y" * (before + 1)
+    rows = _io.csv_records("f.csv", f"a,b\n{huge},1\n")
+    assert next(rows) == (1, ["a", "b"])
+    assert csv.field_size_limit() == before  # lifted only while a record is parsed
+    assert next(rows) == (2, [huge, "1"])
+    assert csv.field_size_limit() == before

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from domaintune import tf_runtime
-from domaintune.models.losses import LOSSES, AngularMSE, CoSENT, InBatchNegatives, Mixed
+from domaintune.models.losses import (
+    LOSSES,
+    AngularMSE,
+    CoSENT,
+    InBatchNegatives,
+    InBatchNegativesSymmetric,
+    Mixed,
+)
 from domaintune.models.siamese import pair_dataset
 from domaintune.search.space import SEARCH_SPACE
 
@@ -64,6 +71,31 @@ def test_hard_negatives_are_extra_candidates():
     row1 = -math.log(1 / (math.exp(0.6) + 1 + math.exp(0.8) + math.exp(1)))
     got = float(InBatchNegatives(s, 0.99)(A, B, target, hard))
     assert got == pytest.approx((row0 + row1) / 2, rel=1e-6)
+
+
+def test_symmetric_in_batch_negatives_by_hand():
+    target = tf.constant([1.0, 1.0])
+    s = 2.0
+    # query -> target: row0 s*[1, -0.8], row1 s*[0.6, 0] (answers 0, 1), as above
+    forward = (
+        -math.log(math.exp(s) / (math.exp(s) + math.exp(-0.8 * s)))
+        - math.log(1 / (math.exp(s * 0.6) + 1))
+    ) / 2
+    # target -> query: b0 against [a0, a1] = s*[1, 0.6], b1 against s*[-0.8, 0]
+    backward = (
+        -math.log(math.exp(s) / (math.exp(s) + math.exp(0.6 * s)))
+        - math.log(1 / (math.exp(-0.8 * s) + 1))
+    ) / 2
+    loss = InBatchNegativesSymmetric(s, 0.99)
+    assert float(loss(A, B, target)) == pytest.approx((forward + backward) / 2, rel=1e-6)
+    # Hard negatives are candidates of the queries only: the forward term as
+    # in_batch_negatives computes it, the backward term unchanged.
+    hard = tf.constant([[0.0, 1.0], [0.6, 0.8]])
+    forward_hard = float(InBatchNegatives(s, 0.99)(A, B, target, hard))
+    assert float(loss(A, B, target, hard)) == pytest.approx((forward_hard + backward) / 2, rel=1e-6)
+    # One positive: nothing to rank in either direction; none: 0, not NaN.
+    assert float(loss(A, B, tf.constant([1.0, 0.5]))) == pytest.approx(0.0, abs=1e-7)
+    assert float(loss(A, B, tf.constant([0.5, 0.5]))) == 0.0
 
 
 def test_mixed_is_the_weighted_sum():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -111,6 +112,25 @@ def test_failed_trial_is_recorded_and_search_goes_on(tmp_path, tiny_model_dir):
     assert "FAILED: " in output
 
 
+def test_divergence_in_the_last_update_is_reported_as_divergence(tmp_path, tiny_model_dir):
+    """One training batch: its loss is finite (computed before the update), the
+    update leaves finite but overflowing weights, and only the validation
+    embeddings show it (NaN)."""
+    few = tmp_path / "few.csv"
+    few.write_text(
+        "base,ref,similarity\n"
+        + "".join(f"job title {i},other title {i % 5},{0.5 + 0.03 * i:.2f}\n" for i in range(14))
+    )
+    project = tmp_path / "p"
+    output = search(project, tiny_model_dir, "--train", str(few), "--max-trials", "1",
+                    "--hp", "learning_rate=1e30")  # fmt: skip
+    assert int(re.search(r"Train: (\d+) pairs", output)[1]) <= 32  # one batch
+    (trial,) = load_trials(project)
+    assert trial["status"] == "FAILED"
+    assert "FAILED: training diverged (NaN/inf validation embeddings)" in output
+    assert "training diverged" in trial["message"] and "lack" not in trial["message"]
+
+
 def test_consecutive_failures_stop_with_a_clear_error(tmp_path, tiny_model_dir):
     project = tmp_path / "p"
     result = CliRunner().invoke(
@@ -140,7 +160,7 @@ def test_consecutive_failures_stop_with_a_clear_error(tmp_path, tiny_model_dir):
     assert [t["status"] for t in load_trials(project)] == ["FAILED", "FAILED"]
 
 
-def test_hyperband_honours_epoch_budgets_and_warm_starts(tmp_path, tiny_model_dir):
+def test_hyperband_honours_epoch_budgets(tmp_path, tiny_model_dir):
     project = tmp_path / "p"
     search(
         project,
@@ -164,8 +184,60 @@ def test_hyperband_honours_epoch_budgets_and_warm_starts(tmp_path, tiny_model_di
             continue
         assert child["tuner/initial_epoch"] == 1
         metrics = state["metrics"]["metrics"]
-        # Warm-started from its parent: trains only the remaining epochs.
+        # Trains only the epochs its parent did not (the weights: the next test).
         assert metrics["epochs_run"]["observations"][-1]["value"][0] <= 2
+
+
+def test_hyperband_child_starts_from_its_parents_weights(tmp_path, tiny_model_dir):
+    """Right after a promoted trial's restore, the encoder holds exactly its
+    parent's checkpoint (the real tuner and oracle, assembled as the runner does,
+    so that a callback can read the encoder)."""
+    from domaintune.data.pairs import load_pairs, sample_path, split_pairs
+    from domaintune.evaluation.trial import encoder_metrics
+    from domaintune.models.trainable_encoder import CHECKPOINT_NAME, TrainableEncoder
+    from domaintune.objectives import get_objective
+    from domaintune.search.callbacks import SearchCallback
+    from domaintune.search.space import SearchSpace
+    from domaintune.search.tuner import SearchData, SiameseTuner, make_oracle
+
+    project = tmp_path / "p"
+    space = SearchSpace().with_overrides(
+        {"learning_rate": (1e-3, 1e-1, "range"), "batch_size": [32], "epochs": [3]}
+    )
+    oracle = make_oracle(
+        "hyperband", space, max_trials=20, max_epochs=3, seed=1, max_consecutive_failures=3
+    )
+    encoder = TrainableEncoder(tiny_model_dir)
+    base = [v.numpy().copy() for v in encoder.variables]
+    train, val = split_pairs(load_pairs(sample_path())[0], 0.2, 1)
+    starts: dict[str, tuple[bool, bool]] = {}  # child -> (== parent's, parent != base)
+
+    class ReadStart(SearchCallback):
+        def on_phase_end(self, trial_id, phase, seconds):
+            parent = oracle.get_trial(trial_id).hyperparameters.values.get("tuner/trial_id")
+            if phase != "restore" or not parent:
+                return
+            with np.load(project / f"trial_{parent}" / CHECKPOINT_NAME) as saved:
+                parents = [saved[f"v{i}"] for i in range(len(base))]
+            now = [v.numpy() for v in encoder.variables]
+            starts[trial_id] = (
+                all(map(np.array_equal, now, parents)),
+                not all(map(np.array_equal, parents, base)),
+            )
+
+    tuner = SiameseTuner(
+        oracle,
+        encoder=encoder,
+        objective=get_objective("guarded"),
+        space=space,
+        project_dir=project,
+        seed=1,
+        callbacks=[ReadStart()],
+    )
+    tuner.search(data=SearchData(train, val, None, encoder_metrics(encoder.encode_fn(), val)))
+    assert starts, "hyperband promoted no trial"
+    assert all(parent_trained for _, parent_trained in starts.values())
+    assert all(same for same, _ in starts.values()), starts
 
 
 def test_resume_after_kill_keeps_finished_trials(tmp_path, tiny_model_dir):
@@ -199,20 +271,23 @@ def test_resume_after_kill_keeps_finished_trials(tmp_path, tiny_model_dir):
             assert proc.poll() is None, proc.stdout.read().decode()
             return False
 
-        wait_until(first_done, 300)
+        assert wait_until(first_done, 300), "the first trial never completed"
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
     finished = {t["trial_id"]: t for t in load_trials(project) if t["status"] == "COMPLETED"}
-    assert "0" in finished and len(finished) < 3
+    assert "0" in finished and len(finished) < 3, "not killed mid-search"
+    records = {i: (project / f"trial_{i}" / "trial.json").read_bytes() for i in finished}
 
     output = run_cli(*args[3:]).stdout
-    assert "Resuming" in output
+    assert f"Resuming: {len(finished)} trial(s) already finished" in output
     trials = {t["trial_id"]: t for t in load_trials(project)}
     assert sum(t["status"] == "COMPLETED" for t in trials.values()) == 3
-    for trial_id, before in finished.items():  # not repeated: same values, same metrics
-        assert trials[trial_id]["objective"] == before["objective"]
-        assert trials[trial_id]["hyperparameters"] == before["hyperparameters"]
+    # Kept: same ids, same values and metrics; not rerun: no progress line, record untouched.
+    assert all(trials[i] == before for i, before in finished.items())
+    rerun = set(re.findall(r"^Trial \d+/\d+ \(#(\w+)\)", output, re.MULTILINE))
+    assert rerun and not rerun & set(finished), output
+    assert all((project / f"trial_{i}" / "trial.json").read_bytes() == records[i] for i in finished)
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, tiny_model_dir):

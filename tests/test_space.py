@@ -6,7 +6,6 @@ No training happens here: the KerasTuner oracles are driven directly
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import math
@@ -142,14 +141,17 @@ def test_summary_is_the_string_a_resume_compares():
         "learning_rate=[1e-06, 0.0001] log; clipnorm=[0.1, 10] log; "
         "clip_epsilon=[1e-07, 0.001] log; batch_size={8, 16, 32}; epochs=2; "
         "loss='angular_mse'; scale=20.0; positive_threshold=0.99; mix_weight=1.0; "
-        "clipnorm_scope='variable'; train_embeddings=True; sparse_updates=True"
+        "clipnorm_scope='variable'; train_embeddings=True; sparse_updates=True; "
+        "case_fold=False; grad_cache_chunk=0; hard_negatives='taxonomy'; mined_k=1; "
+        "mined_skip=0"
     )
     assert space_with("loss=in_batch_negatives,mixed", "scale=10:40").summary() == (
         "learning_rate=[1e-06, 0.0001] log; clipnorm=[0.1, 10] log; "
         "clip_epsilon=[1e-07, 0.001] log; batch_size={8, 16, 32}; epochs=2; "
         "loss={in_batch_negatives, mixed}; scale=[10, 40]; positive_threshold=0.99; "
         "mix_weight=1.0; clipnorm_scope='variable'; train_embeddings=True; "
-        "sparse_updates=True"
+        "sparse_updates=True; case_fold=False; grad_cache_chunk=0; "
+        "hard_negatives='taxonomy'; mined_k=1; mined_skip=0"
     )
 
 
@@ -179,7 +181,11 @@ def test_summary_is_the_string_a_resume_compares():
         ("positive_threshold=1.5", r"must be >= 0 and <= 1"),
         ("epochs=0", r"--hp epochs=0: must be >= 1"),
         ("loss=1:3", r"a range needs a numeric parameter"),
-        ("loss=hinge", r"'hinge' is not one of angular_mse, cosent, in_batch_negatives, mixed"),
+        (
+            "loss=hinge",
+            r"'hinge' is not one of angular_mse, cosent, in_batch_negatives, "
+            r"in_batch_negatives_symmetric, mixed",
+        ),
     ],
 )
 def test_bad_override_values_are_user_errors(option, message):
@@ -361,17 +367,7 @@ def test_grid_on_a_narrowed_range(tmp_path):
     "kind, cls",
     [
         ("random", kt.oracles.RandomSearchOracle),
-        pytest.param(
-            "bayesian",
-            kt.oracles.BayesianOptimizationOracle,
-            marks=pytest.mark.xfail(
-                importlib.util.find_spec("sklearn") is None,
-                strict=True,
-                raises=ImportError,
-                reason="KerasTuner's Bayesian oracle needs scikit-learn, which setup.cfg does not "
-                "require (--tuner bayesian crashes)",
-            ),
-        ),
+        ("bayesian", kt.oracles.BayesianOptimizationOracle),
         ("grid", kt.oracles.GridSearchOracle),
         ("hyperband", kt.oracles.HyperbandOracle),
     ],

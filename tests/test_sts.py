@@ -201,6 +201,23 @@ def test_archive_spec_is_extracted_into_cache(tmp_path: Path, _isolated_env: Pat
     assert len(load_sts(str(archive))) == 4  # type: ignore[arg-type]  # reuses the slot
 
 
+def test_malformed_archive_names_the_archive_and_stays_out_of_the_cache(
+    tmp_path: Path, _isolated_env: Path
+) -> None:
+    archive = tmp_path / "Stsbenchmark.tar.gz"
+    bad = SAMPLE + "main\tx\t2012\t0001\tabc\ts1\ts2\n"  # line 5: no score
+    archive.write_bytes(_targz({"stsbenchmark/sts-dev.csv": bad}))
+    for _ in range(2):  # the second run is refused the same way: nothing was cached
+        with pytest.raises(UserError) as err:
+            load_sts(str(archive))
+        assert str(err.value).startswith(
+            f"{archive}, member stsbenchmark/sts-dev.csv, line 5: score 'abc' is not a number"
+        )
+        assert [p for p in _isolated_env.rglob("*") if p.is_file()] == []
+    archive.write_bytes(_targz({"stsbenchmark/sts-dev.csv": SAMPLE}))  # fixed
+    assert len(load_sts(str(archive))) == 4  # type: ignore[arg-type]
+
+
 # --- download, checksum, safe extraction ------------------------------------------
 
 

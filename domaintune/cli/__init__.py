@@ -32,11 +32,12 @@ class _Group(click.Group):
         except UserError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
-            click.echo(
-                "\nInterrupted. A search resumes when you rerun the same command "
-                "(the running trial starts over).",
-                err=True,
+            resumes = (
+                " A search resumes when you rerun the same command (the running trial starts over)."
+                if ctx.invoked_subcommand == "search"
+                else ""
             )
+            click.echo(f"\nInterrupted.{resumes}", err=True)
             ctx.exit(130)
 
 

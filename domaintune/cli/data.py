@@ -39,7 +39,7 @@ def data() -> None:
     "--output",
     required=True,
     type=click.Path(path_type=Path),
-    help="Training pairs CSV to write (base,ref,similarity,pair_type,lang,hard_negative).",
+    help="Training pairs CSV to write (base,ref,similarity,pair_type,lang,hard_negative,concept).",
 )
 @click.option(
     "--holdout-fraction",
@@ -134,6 +134,14 @@ def data() -> None:
     type=click.IntRange(0),
     help="Alternative labels of the other language paired with each preferred label.",
 )
+@click.option(
+    "--augment",
+    default="none",
+    show_default=True,
+    metavar="KINDS",
+    help="Add surface variants of the training occupations' labels, paired with the label: "
+    "upper, lower, title, accents, gender (comma-separated), all, or none.",
+)
 def esco(
     occupation_paths: tuple[Path, ...],
     isco_path: Path | None,
@@ -153,6 +161,7 @@ def esco(
     max_alt_labels: int | None,
     siblings_per_occupation: int,
     cross_lang_alt_labels: int,
+    augment: str,
 ) -> None:
     """Build graded training pairs from ESCO occupation exports.
 
@@ -172,15 +181,22 @@ def esco(
       negative         0.5   --negatives-per-positive per positive pair: its base
                              with a label of an occupation of another ISCO major
                              group, never a label also used in the base's one
+      aug_<kind>       1.0   --augment: a surface variant of a training
+                             occupation's label <-> the label: upper / lower /
+                             title case, accents stripped, or one form of a
+                             gender-slash label (Lehrer/-in -> Lehrer, Lehrerin)
 
     lang is the texts' language (en) or two (de-en). hard_negative, for the
     same-concept types, is the preferred label of a random occupation of the
-    same unit group (empty if there is none). Rows with the same two texts are
-    merged, keeping the highest score. With --holdout-fraction F, a seeded
-    fraction F of the occupations is held out: pairs of two held-out occupations
-    go to --holdout-output, pairs of two others to --output; pairs mixing both
-    are dropped and counted (ISCO group labels are no occupation: they can
-    appear on both sides). hiddenLabels (search aliases) are not used.
+    same unit group (empty if there is none). concept, for the same-concept
+    types (aug_<kind> included), is the occupation's URI (else empty). A variant
+    that is itself a label of some occupation is not added; augmented rows get
+    no negatives. Rows with the same two texts are merged, keeping the highest
+    score. With --holdout-fraction F, a seeded fraction F of the occupations is
+    held out: pairs of two held-out occupations go to --holdout-output, pairs of
+    two others to --output; pairs mixing both are dropped and counted (ISCO
+    group labels are no occupation: they can appear on both sides).
+    hiddenLabels (search aliases) are not used.
 
     \b
     Example:
@@ -188,10 +204,12 @@ def esco(
           --occupations occupations_de.csv --isco ISCOGroups_en.csv \\
           -o esco_pairs.csv --holdout-fraction 0.2
     """
+    from domaintune.data.augment import parse_kinds
     from domaintune.data.esco import PairScores, build_pairs
     from domaintune.data.esco_exports import read_isco_groups, read_occupations
     from domaintune.data.esco_output import summary, write_pairs
 
+    kinds = parse_kinds(augment)
     if holdout_output is not None and holdout_fraction == 0:
         raise UserError("--holdout-output needs --holdout-fraction above 0.")
     if holdout_fraction > 0 and holdout_output is None:
@@ -219,6 +237,7 @@ def esco(
         siblings_per_occupation=siblings_per_occupation,
         cross_lang_alt_labels=cross_lang_alt_labels,
         isco_groups=isco,
+        augment=kinds,
     )
     if not result.train:
         raise UserError("No training pairs were built; check the occupations files and options.")

@@ -45,6 +45,12 @@ from domaintune.cli.options import STS_HELP, pair_format_options
     help="ESCO occupations export or query,target CSV: report retrieval recall@1/@5 and MRR.",
 )
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--case-fold",
+    is_flag=True,
+    help="Fold every text to NFKC lower case before the encoder (as a search's case_fold "
+    "trial and its export do), e.g. for ALL-CAPS queries on an untuned base.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @pair_format_options
 def evaluate(
@@ -60,6 +66,7 @@ def evaluate(
     batch_size: int,
     as_json: bool,
     retrieval_path: Path | None,
+    case_fold: bool,
 ) -> None:
     """Score an encoder on STS-B and, optionally, on domain pairs and retrieval."""
     from domaintune import api
@@ -76,6 +83,7 @@ def evaluate(
         columns=columns,
         scale=scale,
         dedupe=dedupe,
+        case_fold=case_fold,
     )
     if as_json:
         click.echo(json.dumps(result, indent=2))

@@ -8,6 +8,7 @@ import click
 
 from domaintune import kt_compat
 from domaintune.cli.options import STS_HELP, pair_format_options
+from domaintune.search.recipes import RECIPES
 
 
 @click.command()
@@ -55,10 +56,18 @@ from domaintune.cli.options import STS_HELP, pair_format_options
 @click.option(
     "--domain-metric",
     type=click.Choice(["mse", "spearman", "retrieval"]),
-    default="mse",
-    show_default=True,
+    default=None,
     help="What the objective reads of the validation pairs: val MSE, Spearman, or "
-    "retrieval recall@1 (pairs at score 1.0 as query -> target).",
+    "retrieval recall@1 (pairs at score 1.0 as query -> target). [default: mse, or the "
+    "recipe's]",
+)
+@click.option(
+    "--recipe",
+    type=click.Choice(list(RECIPES)),
+    default=None,
+    help="A named starting point: tutorial (angular MSE, guarded val MSE; the default) or "
+    "retrieval (in-batch negatives, case folding, large batches, interpolation, selected on "
+    "retrieval). --hp and the options override any of its settings.",
 )
 @click.option(
     "--objective-weight",
@@ -139,6 +148,22 @@ from domaintune.cli.options import STS_HELP, pair_format_options
     show_default=True,
     help="mirrored: each trial on all local GPUs (MirroredStrategy).",
 )
+@click.option(
+    "--interpolate",
+    default=None,
+    metavar="A1,A2,...",
+    help="Score each trained trial at base + A * (trained - base) for each weight A in "
+    "[0, 1] and keep the best (WiSE-FT), e.g. 0.5,0.75,1.0; 1.0 = no interpolation. "
+    "[default: 1.0, or the recipe's]",
+)
+@click.option(
+    "--augment",
+    default="none",
+    show_default=True,
+    metavar="KINDS",
+    help="Add surface variants of the training pairs' texts, paired with the text at "
+    "score 1.0: upper, lower, title, accents, gender (comma-separated), all, or none.",
+)
 @pair_format_options
 def search(
     columns,
@@ -169,6 +194,9 @@ def search(
     max_consecutive_failures,
     hp_options,
     hp_file,
+    augment,
+    interpolate,
+    recipe,
 ) -> None:
     """Search for the best fine-tuning of --base on domain pairs.
 
@@ -176,6 +204,7 @@ def search(
     Rerunning the same command resumes it.
     """
     from domaintune import api
+    from domaintune.cli.interrupt import RememberedInterrupt
     from domaintune.search.overrides import parse_hp_options
 
     # NAME=MIN:MAX parses to (min, max, "range"); the API's range is (min, max).
@@ -183,33 +212,38 @@ def search(
         name: spec[:2] if isinstance(spec, tuple) else spec
         for name, spec in parse_hp_options(hp_options).items()
     }
-    api.search(
-        train_path,
-        val_path,
-        val_split=val_split,
-        base=base,
-        sts=sts_spec,
-        tuner=tuner,
-        max_trials=max_trials,
-        epochs=epochs,
-        hp=hp,
-        hp_file=hp_file,
-        objective=objective,
-        domain_metric=domain_metric,
-        objective_weight=objective_weight,
-        tolerance=tolerance,
-        project_dir=project_dir,
-        overwrite=overwrite,
-        keep_best=keep_best,
-        seed=seed,
-        max_consecutive_failures=max_consecutive_failures,
-        columns=columns,
-        scale=scale,
-        dedupe=dedupe,
-        role=role,
-        oracle=oracle_address,
-        worker_id=worker_id,
-        lease_timeout=lease_timeout,
-        connect_timeout=connect_timeout,
-        strategy=strategy,
-    )
+    with RememberedInterrupt() as interrupt:  # a Ctrl-C during a trial is never lost
+        api.search(
+            train_path,
+            val_path,
+            val_split=val_split,
+            base=base,
+            sts=sts_spec,
+            tuner=tuner,
+            max_trials=max_trials,
+            epochs=epochs,
+            hp=hp,
+            hp_file=hp_file,
+            objective=objective,
+            domain_metric=domain_metric,
+            objective_weight=objective_weight,
+            tolerance=tolerance,
+            project_dir=project_dir,
+            overwrite=overwrite,
+            keep_best=keep_best,
+            seed=seed,
+            max_consecutive_failures=max_consecutive_failures,
+            columns=columns,
+            scale=scale,
+            dedupe=dedupe,
+            augment=augment,
+            role=role,
+            oracle=oracle_address,
+            worker_id=worker_id,
+            lease_timeout=lease_timeout,
+            connect_timeout=connect_timeout,
+            strategy=strategy,
+            interpolate=interpolate,
+            recipe=recipe,
+            callbacks=[interrupt],
+        )

@@ -25,9 +25,16 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+
+import numpy as np
+
+from domaintune.data.pair_set import PairSet
+from domaintune.errors import UserError
 
 KINDS = ("upper", "lower", "title", "accents", "gender")
+#: The pair_type of an augmented pair of ``kind`` is this prefix + kind.
+PAIR_TYPE_PREFIX = "aug_"
 
 # Two sides of a slash are gender forms when they share at least this many
 # leading characters, accents aside (Fahrer/Fahrerin, Koch/Köchin, leraar/lerares),
@@ -42,6 +49,26 @@ def check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown augmentation {unknown[0]!r}; choose from {', '.join(KINDS)}")
     return tuple(k for k in KINDS if k in kinds)
+
+
+def parse_kinds(spec: str | Iterable[str] | None, option: str = "--augment") -> tuple[str, ...]:
+    """An ``--augment`` value: kinds separated by commas (or a list of them),
+    ``all``, or ``none`` / empty for no augmentation; in canonical order."""
+    if spec is None:
+        return ()
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = [str(k).strip().lower() for k in items if str(k).strip()]
+    if names in ([], ["none"]):
+        return ()
+    if names == ["all"]:
+        return KINDS
+    unknown = [k for k in names if k not in KINDS]
+    if unknown:
+        raise UserError(
+            f"{option} {spec!r}: unknown kind {unknown[0]!r}. Choose from "
+            f"{', '.join(KINDS)} (separated by commas), or all."
+        )
+    return check_kinds(names)
 
 
 def strip_accents(text: str) -> str:
@@ -134,3 +161,42 @@ def augmented_pairs(
             rows.append((variant, text, kind))
             counts[kind] += 1
     return rows, counts
+
+
+def augment_pair_set(
+    pairs: PairSet, kinds: Sequence[str], score: float = 1.0, exclude: Collection[str] = ()
+) -> tuple[PairSet, Counter]:
+    """``pairs`` plus ``(variant, text)`` pairs at ``score`` for every text of
+    ``pairs``, and the count per kind.
+
+    A variant that is one of ``exclude`` (the validation texts) is skipped: the
+    model must not train on a text it is judged on. An added pair's concept is
+    its text's (the first non-empty one it has), and it has no hard negative.
+    """
+    texts = [t for pair in zip(pairs.texts_a, pairs.texts_b) for t in pair]
+    rows, counts = augmented_pairs(texts, kinds)
+    excluded = set(exclude)
+    rows = [row for row in rows if row[0] not in excluded]
+    counts = Counter({k: 0 for k in counts})
+    counts.update(kind for _, _, kind in rows)
+    concept_of: dict[str, str] = {}
+    if pairs.concepts is not None:
+        for a, b, concept in zip(pairs.texts_a, pairs.texts_b, pairs.concepts):
+            for text in (a, b):
+                if concept and not concept_of.get(text):
+                    concept_of[text] = concept
+
+    def extended(column: list[str] | None, added: list[str]) -> list[str] | None:
+        return None if column is None else [*column, *added]
+
+    return (
+        PairSet(
+            [*pairs.texts_a, *(variant for variant, _, _ in rows)],
+            [*pairs.texts_b, *(text for _, text, _ in rows)],
+            np.concatenate([pairs.scores, np.full(len(rows), score, np.float32)]),
+            pairs.source,
+            extended(pairs.hard_negatives, [""] * len(rows)),
+            extended(pairs.concepts, [concept_of.get(text, "") for _, text, _ in rows]),
+        ),
+        counts,
+    )

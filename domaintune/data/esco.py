@@ -10,7 +10,10 @@ languages, ``lang`` e.g. ``de-en``); ``unit_group`` 0.75, ``minor_group`` 0.65,
 ``sub_major_group`` 0.6 (preferred labels of occupations sharing exactly 4, 3, 2
 ISCO digits; sampled); ``group_label`` 0.65 (preferred label <-> its unit group's
 label); ``negative`` 0.5 (a label of another ISCO major group). ``hard_negative``:
-a unit-group sibling's preferred label, for same-concept rows.
+a unit-group sibling's preferred label, for same-concept rows. ``aug_<kind>`` 1.0
+(with ``augment``): a surface variant of a training occupation's label
+(:mod:`domaintune.data.augment`) <-> the label. ``concept``: the occupation's URI,
+for same-concept rows.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from itertools import combinations
 
 import numpy as np
 
+from domaintune.data.augment import PAIR_TYPE_PREFIX, augmented_pairs, check_kinds
 from domaintune.data.esco_exports import IscoGroup, Occupation, clean_text
 from domaintune.errors import UserError
 
@@ -77,6 +81,12 @@ class PairRow:
     hard_negative_uri: str = ""
     ref_lang: str = ""  # language of ``ref`` when it differs from ``lang`` (cross-language rows)
 
+    @property
+    def concept(self) -> str:
+        """The occupation both texts name (its URI) for a same-concept row, else ""."""
+        same = self.pair_type in SAME_CONCEPT_TYPES or self.pair_type.startswith(PAIR_TYPE_PREFIX)
+        return self.base_uri if same and self.base_uri == self.ref_uri else ""
+
 
 @dataclass
 class BuildResult:
@@ -91,6 +101,8 @@ class BuildResult:
     # two texts with the same / a lower score; self_pairs: identical texts; negatives_short: no
     # unused negative left.
     stats: Counter = field(default_factory=Counter)
+    #: Augmented pairs per kind (only the kinds asked for; empty without augmentation).
+    augmented: Counter = field(default_factory=Counter)
 
 
 def first_sentence(description: str, limit: int = 200) -> str:
@@ -112,6 +124,7 @@ def build_pairs(
     siblings_per_occupation: int = 3,
     cross_lang_alt_labels: int = 2,
     isco_groups: tuple[str, Mapping[str, IscoGroup]] | None = None,
+    augment: Sequence[str] = (),
 ) -> BuildResult:
     """Build scored pairs (module docstring), split by occupation; deterministic per ``seed``.
 
@@ -119,7 +132,9 @@ def build_pairs(
     ``holdout``, of two others to ``train``, mixed ones are dropped and counted. Per side, rows
     with the same two texts are merged keeping the highest score (a shared label means the
     concepts overlap), so ``load_pairs`` accepts the output. ``isco_groups``:
-    :func:`~domaintune.data.esco_exports.read_isco_groups`.
+    :func:`~domaintune.data.esco_exports.read_isco_groups`. ``augment``: kinds of
+    :mod:`~domaintune.data.augment` whose variants of the training occupations' labels
+    are added (never of held-out ones), after the other training rows.
     """
     counts = (
         negatives_per_positive,
@@ -195,6 +210,10 @@ def build_pairs(
                         )
                     )
                 result.stats["negatives_short"] += neg is None
+    if augment:
+        taken = {_key(r.base, r.ref) for r in result.train}
+        rows, result.augmented = b.augmented(check_kinds(augment), scores.same_concept, taken)
+        result.train += rows
     return result
 
 
@@ -207,9 +226,10 @@ class _Builder:
         self.occs = sorted(occupations, key=lambda o: o.uri)  # the input order must not matter
         self.by_uri = {o.uri: o for o in self.occs}
         self.max_alt = max_alt_labels
-        # Independent streams: e.g. more negatives do not reshuffle the holdout or the siblings.
-        self.rng_hold, self.rng_sib, self.rng_hard, self.rng_neg = (
-            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+        # Independent streams: e.g. more negatives do not reshuffle the holdout or the siblings,
+        # and augmenting leaves every other row as it was.
+        self.rng_hold, self.rng_sib, self.rng_hard, self.rng_neg, self.rng_aug = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
         )
         self.by_prefix: dict[str, list[Occupation]] = defaultdict(list)
         self.text_majors: dict[str, set[str]] = defaultdict(set)  # major groups using each text
@@ -302,7 +322,28 @@ class _Builder:
             if lang in s.labels
         ]
 
-    def with_hard_negative(self, r: PairRow) -> PairRow:
+    def augmented(
+        self, kinds: Sequence[str], score: float, taken: set[tuple[str, str]]
+    ) -> tuple[list[PairRow], Counter]:
+        """(variant, label) rows for the labels of the training occupations, and their count
+        per kind. A variant that is a label of any occupation is skipped (it has a meaning of
+        its own already, maybe a held-out one), as is a pair already in ``taken``."""
+        rows: list[PairRow] = []
+        counts: Counter = Counter({k: 0 for k in kinds})
+        for o in (o for o in self.occs if not self.side[o.uri]):
+            for lang in o.labels:
+                for variant, label, kind in augmented_pairs(self.texts(o, lang), kinds)[0]:
+                    if variant in self.text_majors or _key(variant, label) in taken:
+                        continue
+                    taken.add(_key(variant, label))
+                    row = PairRow(
+                        variant, label, score, PAIR_TYPE_PREFIX + kind, lang, o.uri, o.uri
+                    )
+                    rows.append(self.with_hard_negative(row, self.rng_aug))
+                    counts[kind] += 1
+        return rows, counts
+
+    def with_hard_negative(self, r: PairRow, rng: np.random.Generator | None = None) -> PairRow:
         o, lang = self.by_uri[r.base_uri], r.ref_lang or r.lang
         avoid = {r.ref, *(t for lab in o.labels.values() for t in (lab.preferred, *lab.alt))}
         cands = [
@@ -313,7 +354,7 @@ class _Builder:
             and lang in s.labels
             and s.labels[lang].preferred not in avoid
         ]
-        s = cands[int(self.rng_hard.integers(len(cands)))] if cands else None
+        s = cands[int((rng or self.rng_hard).integers(len(cands)))] if cands else None
         return (
             replace(r, hard_negative=s.labels[lang].preferred, hard_negative_uri=s.uri) if s else r
         )

@@ -12,7 +12,7 @@ from domaintune._io import atomic_path
 from domaintune.data.esco import BuildResult
 from domaintune.errors import UserError
 
-OUTPUT_COLUMNS = ("base", "ref", "similarity", "pair_type", "lang", "hard_negative")
+OUTPUT_COLUMNS = ("base", "ref", "similarity", "pair_type", "lang", "hard_negative", "concept")
 
 
 def write_pairs(result: BuildResult, output: Path, holdout_output: Path | None = None) -> None:
@@ -38,6 +38,7 @@ def write_pairs(result: BuildResult, output: Path, holdout_output: Path | None =
                                     r.pair_type,
                                     r.lang,
                                     r.hard_negative,
+                                    r.concept,
                                 )
                                 for r in rows
                             ),
@@ -79,6 +80,9 @@ def summary(result: BuildResult) -> str:
         f"{st['conflicts']:,} with conflicting scores (highest kept); "
         f"skipped: {st['self_pairs']:,} pairs of identical texts"
     )
+    if result.augmented:
+        counts = ", ".join(f"{kind} {n:,}" for kind, n in result.augmented.items())
+        lines.append(f"augmented (training occupations only): {counts}")
     if st["negatives_short"]:
         lines.append(
             f"{st['negatives_short']:,} negatives not found "

@@ -2,7 +2,9 @@
 
 A pair file has two text columns and one similarity score per row (by default
 ``base,ref,similarity``), plus an optional ``hard_negative`` column: a text that
-must not match the pair, used as an extra in-batch negative ("" = none). Scores are stored
+must not match the pair, used as an extra in-batch negative ("" = none), and an
+optional ``concept`` column: the id of the concept both texts of a same-concept
+pair name (e.g. an ESCO occupation URI; "" = unknown). Scores are stored
 on the ANGULAR scale ``1 - arccos(cos) / pi`` in [0, 1]: 1.0 same concept, 0.5 unrelated
 (orthogonal). Other scales are converted on load (see :func:`to_angular`).
 
@@ -16,13 +18,22 @@ import hashlib
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from domaintune.data.pair_formats import FORMATS, HARD_NEGATIVE_COLUMN, frame_records, read_records
+from domaintune.data.pair_formats import (
+    CONCEPT_COLUMN,
+    FORMATS,
+    HARD_NEGATIVE_COLUMN,
+    OPTIONAL_COLUMNS,
+    check_text_lengths,
+    frame_records,
+    read_records,
+)
+from domaintune.data.pair_set import LoadReport, PairSet
 from domaintune.errors import UserError
 
 DEFAULT_COLUMNS: tuple[str, str, str] = ("base", "ref", "similarity")
@@ -38,82 +49,6 @@ _SCORE_TOL = 1e-6
 _SAMPLE = Path(__file__).resolve().parent / "samples" / "job_titles.csv"
 
 
-@dataclass(frozen=True, eq=False)  # eq=False: ndarray fields make == ambiguous
-class PairSet:
-    """Aligned text pairs with angular-scale similarity scores.
-
-    ``hard_negatives``: one text per pair ("" for pairs without one), or None when
-    the source has no ``hard_negative`` column.
-    """
-
-    texts_a: list[str]
-    texts_b: list[str]
-    scores: np.ndarray
-    source: str = ""
-    hard_negatives: list[str] | None = None
-
-    def __post_init__(self) -> None:
-        scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
-        if not len(self.texts_a) == len(self.texts_b) == len(scores):
-            raise ValueError(
-                f"PairSet columns differ in length: {len(self.texts_a)}, "
-                f"{len(self.texts_b)}, {len(scores)}"
-            )
-        if self.hard_negatives is not None and len(self.hard_negatives) != len(scores):
-            raise ValueError(
-                f"PairSet hard_negatives has {len(self.hard_negatives)} entries "
-                f"for {len(scores)} pairs"
-            )
-        object.__setattr__(self, "scores", scores)
-
-    def __len__(self) -> int:
-        return len(self.texts_a)
-
-    def subset(self, indices: Sequence[int] | np.ndarray) -> PairSet:
-        """The pairs at ``indices`` (in the given order), same source."""
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        hard = None if self.hard_negatives is None else [self.hard_negatives[i] for i in idx]
-        return PairSet(
-            [self.texts_a[i] for i in idx],
-            [self.texts_b[i] for i in idx],
-            self.scores[idx],
-            self.source,
-            hard,
-        )
-
-
-@dataclass(frozen=True)
-class LoadReport:
-    """What :func:`load_pairs` read, kept and dropped (reason -> count)."""
-
-    source: str
-    read: int
-    kept: int
-    dropped: dict[str, int] = field(default_factory=dict)
-    scale: str = "angular"
-    #: Kept pairs with a non-empty hard negative; None when the file has no such column.
-    hard_negatives: int | None = None
-
-    def summary(self) -> str:
-        """One line, e.g. ``pairs.csv: read 340 pairs, kept 338 (2 exact duplicates dropped)``;
-        with a ``hard_negative`` column also ``..., kept 338, 120 with hard negatives (...)``."""
-        text = f"{Path(self.source).name}: read {self.read} pairs, kept {self.kept}"
-        if self.hard_negatives is not None:
-            text += f", {self.hard_negatives} with hard negatives"
-        parts = [
-            _DROP_LABELS.get(reason, reason + " dropped").format(n=n, s="" if n == 1 else "s")
-            for reason, n in self.dropped.items()
-            if n
-        ]
-        return text + (f" ({', '.join(parts)})" if parts else "")
-
-
-_DROP_LABELS = {
-    "exact_duplicate": "{n} exact duplicate{s} dropped",
-    "contradictory_merged": "{n} contradictory duplicate{s} averaged",
-}
-
-
 @dataclass(frozen=True)
 class _Row:
     where: str  # "line 7" / "row 3": used in error messages
@@ -122,6 +57,7 @@ class _Row:
     raw: float  # score as written, for messages
     score: float  # angular
     hard: str = ""  # hard negative, "" = none
+    concept: str = ""  # "" = none
 
 
 def sample_path() -> Path:
@@ -146,10 +82,10 @@ def is_frame(value: Any) -> bool:
 
 
 def frame_csv(frame: Any, columns: Sequence[str] = DEFAULT_COLUMNS) -> str:
-    """A DataFrame's pair columns (and ``hard_negative``, if any) as CSV text: the
+    """A DataFrame's pair columns (and ``hard_negative``, ``concept``, if any) as CSV text: the
     canonical form a search hashes, and stores, to know the data again on resume."""
     found = [str(c) for c in frame.columns]
-    wanted = [c for c in (*columns, HARD_NEGATIVE_COLUMN) if c in found]
+    wanted = [c for c in (*columns, *OPTIONAL_COLUMNS) if c in found]
     return frame.set_axis(found, axis=1)[wanted].to_csv(index=False, lineterminator="\n")
 
 
@@ -205,9 +141,10 @@ def load_pairs(
     and counted. The same pair with different scores is an error naming both
     lines, unless ``dedupe="mean"``, which averages the distinct scores.
 
-    An optional ``hard_negative`` column fills ``PairSet.hard_negatives`` (stripped,
-    "" where missing or blank); a deduplicated pair keeps the first row's, a merged
-    one the first non-empty one.
+    An optional ``hard_negative`` column fills ``PairSet.hard_negatives`` and an
+    optional ``concept`` column ``PairSet.concepts`` (stripped, "" where missing or
+    blank); a deduplicated pair keeps the first row's, a merged one the first
+    non-empty one.
     """
     _check_scale(scale)
     if dedupe not in DEDUPE_MODES:
@@ -216,7 +153,7 @@ def load_pairs(
         raise UserError(f"columns must be three different names, got {columns!r}.")
     if is_frame(path):
         p: Any = name
-        records, has_hard = frame_records(path, name, columns)
+        records, present = frame_records(path, name, columns)
     else:
         p = _existing_file(Path(path))
         fmt = FORMATS.get(p.suffix.lower())
@@ -225,16 +162,23 @@ def load_pairs(
                 f"{p}: unsupported file type {p.suffix or '(none)'!r}; "
                 f"use one of {', '.join(sorted(FORMATS))}."
             )
-        records, has_hard = read_records(p, fmt, columns)
-    rows = [_make_row(p, where, a, b, s, h, scale) for where, a, b, s, h in records]
+        records, present = read_records(p, fmt, columns)
+    rows = [_make_row(p, where, a, b, s, h, c, scale) for where, a, b, s, h, c in records]
     if not rows:
         raise UserError(
             f"{p}: no pairs found (only a header or blank lines). Add rows of {','.join(columns)}."
         )
-    pairs, dropped = _dedupe(p, rows, dedupe, has_hard)
+    pairs, dropped = _dedupe(p, rows, dedupe, present)
     n_hard = sum(map(bool, pairs.hard_negatives)) if pairs.hard_negatives is not None else None
+    n_concepts = sum(map(bool, pairs.concepts)) if pairs.concepts is not None else None
     report = LoadReport(
-        str(p), read=len(rows), kept=len(pairs), dropped=dropped, scale=scale, hard_negatives=n_hard
+        str(p),
+        read=len(rows),
+        kept=len(pairs),
+        dropped=dropped,
+        scale=scale,
+        hard_negatives=n_hard,
+        concepts=n_concepts,
     )
     if len(pairs) < min_pairs:
         raise UserError(
@@ -301,10 +245,13 @@ def _is_missing(v: Any) -> bool:
     )
 
 
-def _make_row(p: Path, where: str, a: Any, b: Any, s: Any, hard: Any, scale: str) -> _Row:
+def _make_row(
+    p: Path, where: str, a: Any, b: Any, s: Any, hard: Any, concept: Any, scale: str
+) -> _Row:
     for col, v in zip(("first text", "second text"), (a, b)):
         if _is_missing(v):
             raise UserError(f"{p}, {where}: the {col} is empty. Fill it in or delete the row.")
+    check_text_lengths(p, where, a, b, hard, concept)
     if _is_missing(s):
         raise UserError(f"{p}, {where}: the score is missing. Add a number or delete the row.")
     try:
@@ -330,24 +277,35 @@ def _make_row(p: Path, where: str, a: Any, b: Any, s: Any, hard: Any, scale: str
             + ", ".join(f"{k} {_fmt_range(k)}" for k in SCALES)
             + "."
         )
-    if not (
-        _is_missing(hard) or isinstance(hard, (str, int, float)) and not isinstance(hard, bool)
-    ):
+    hard_text = _optional_text(p, where, HARD_NEGATIVE_COLUMN, hard, "no hard negative")
+    concept_id = _optional_text(p, where, CONCEPT_COLUMN, concept, "no concept")
+    angular = float(to_angular([raw], scale)[0])
+    return _Row(where, str(a).strip(), str(b).strip(), raw, angular, hard_text, concept_id)
+
+
+def _optional_text(p: Path, where: str, column: str, value: Any, empty_means: str) -> str:
+    """An optional column's value as stripped text ("" when missing); a number
+    counts as its text (an integer-valued float without ".0": Parquet turns an
+    int column with gaps into floats)."""
+    if _is_missing(value):
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise UserError(
-            f"{p}, {where}: {HARD_NEGATIVE_COLUMN} {hard!r} is not a text. Write a text, "
-            "or leave it empty for no hard negative."
+            f"{p}, {where}: {column} {value!r} is not a text. Write a text, "
+            f"or leave it empty for {empty_means}."
         )
-    hard_text = "" if _is_missing(hard) else str(hard).strip()
-    return _Row(
-        where, str(a).strip(), str(b).strip(), raw, float(to_angular([raw], scale)[0]), hard_text
-    )
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
 
 
 def _fmt_range(scale: str) -> str:
     return "[{:g}, {:g}]".format(*SCALES[scale])
 
 
-def _dedupe(p: Path, rows: list[_Row], mode: str, has_hard: bool) -> tuple[PairSet, dict[str, int]]:
+def _dedupe(
+    p: Path, rows: list[_Row], mode: str, present: frozenset
+) -> tuple[PairSet, dict[str, int]]:
     # key: unordered exact texts, so (a, b) and (b, a) are one pair.
     groups: dict[tuple[str, str], list[_Row]] = {}
     n_dup = 0
@@ -367,10 +325,18 @@ def _dedupe(p: Path, rows: list[_Row], mode: str, has_hard: bool) -> tuple[PairS
     n_merged = sum(len(g) - 1 for g in groups.values())
     firsts = [g[0] for g in groups.values()]  # keeps file order and orientation
     scores = np.array([np.mean([r.score for r in g]) for g in groups.values()], dtype=np.float32)
-    # Exact duplicates never join a group, so the first row's hard negative wins for them;
+    # Exact duplicates never join a group, so the first row's hard negative (concept) wins for them;
     # merged rows (dedupe="mean") keep the first non-empty one.
-    hard = [next((r.hard for r in g if r.hard), "") for g in groups.values()] if has_hard else None
-    pairs = PairSet([r.a for r in firsts], [r.b for r in firsts], scores, str(p), hard)
+    hard = [next((r.hard for r in g if r.hard), "") for g in groups.values()]
+    concepts = [next((r.concept for r in g if r.concept), "") for g in groups.values()]
+    pairs = PairSet(
+        [r.a for r in firsts],
+        [r.b for r in firsts],
+        scores,
+        str(p),
+        hard if HARD_NEGATIVE_COLUMN in present else None,
+        concepts if CONCEPT_COLUMN in present else None,
+    )
     dropped = {"exact_duplicate": n_dup}
     if n_merged:
         dropped["contradictory_merged"] = n_merged

@@ -47,21 +47,23 @@ class StsPairs:
         return len(self.sentences1)
 
 
-def parse_sts_file(path: str | os.PathLike[str]) -> StsPairs:
+def parse_sts_file(path: str | os.PathLike[str], shown: str | None = None) -> StsPairs:
     """Parse one STS-B file (tab-separated, no header, no quoting).
 
     Columns 4, 5 and 6 (score, sentence 1, sentence 2) are kept; extra trailing
     fields, which a few real lines carry, are ignored. Raises :class:`UserError`
-    naming the file and line for a malformed line, and for an empty file.
+    naming the file (as ``shown``, if given) and line for a malformed line, and
+    for an empty file.
     """
     path = Path(path)
+    name = shown or str(path)
     s1: list[str] = []
     s2: list[str] = []
     scores: list[float] = []
 
     def bad(line: int, problem: str) -> UserError:
         return UserError(
-            f"{path}, line {line}: {problem}; fix or delete that line, "
+            f"{name}, line {line}: {problem}; fix or delete that line, "
             "or pass another file with --sts PATH."
         )
 
@@ -89,13 +91,13 @@ def parse_sts_file(path: str | os.PathLike[str]) -> StsPairs:
                 scores.append(score)
     except UnicodeDecodeError as err:
         raise UserError(
-            f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); "
+            f"{name} is not UTF-8 text ({err.reason} at byte {err.start}); "
             "pass an STS-B CSV file with --sts PATH."
         ) from None
     except OSError as err:
-        raise UserError(f"cannot read STS Benchmark file {path} ({err}). {_HINT}") from None
+        raise UserError(f"cannot read STS Benchmark file {name} ({err}). {_HINT}") from None
     if not scores:
-        raise UserError(f"STS Benchmark file {path} holds no sentence pairs. {_HINT}")
+        raise UserError(f"STS Benchmark file {name} holds no sentence pairs. {_HINT}")
     return StsPairs(s1, s2, np.asarray(scores, dtype=np.float32), str(path))
 
 
@@ -281,6 +283,8 @@ def _extract_archive(archive: Path, target: Path, shown: str) -> Path:
         found = [f for s in SPLITS if (f := _find_split(staging, s)) is not None]
         if not found:
             raise UserError(f"archive {shown} holds no sts-dev/test/train.csv. {_HINT}")
+        for split in found:  # a bad file must not reach the cache; errors name the archive
+            parse_sts_file(split, shown=f"{shown}, member {split.relative_to(staging)}")
         try:  # install the folder holding the CSVs (keeps readme/LICENSE beside them)
             _install_dir(found[0].parent, target)
         except OSError as err:

@@ -40,6 +40,15 @@ GUARD_VIOLATED = "guard_violated"
 DOMAIN_ONLY = "domain_only"
 # Bookkeeping of a trial.
 EPOCHS_RUN = "epochs_run"
+# --interpolate: the weight the objective chose, base + ALPHA * (trained - base).
+ALPHA = "alpha"
+
+
+def objective_at_alpha(alpha: float) -> str:
+    """The name of a trial's objective at one interpolation weight: ``objective_alpha_0.5``
+    (``repr``: two different weights never share a name)."""
+    return f"{OBJECTIVE}_alpha_{float(alpha)!r}"
+
 
 #: What a trial measures of its encoder, in display order.
 ENCODER_METRICS = (

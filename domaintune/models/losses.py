@@ -269,12 +269,60 @@ class InBatchNegatives(PairLoss):
         candidates = _normalise(tf.boolean_mask(b, positive))
         if hard_negatives is not None:  # extra candidates, one per row that has one
             candidates = tf.concat([candidates, _normalise(hard_negatives)], axis=0)
-        logits = self.scale * tf.matmul(anchors, candidates, transpose_b=True)
-        # Cross-entropy with b_i as the answer, written out so that a batch
-        # without positives (0 x 0 logits) is valid.
-        losses = tf.reduce_logsumexp(logits, axis=1) - tf.linalg.diag_part(logits)
-        # A batch without positives contributes nothing (not NaN).
-        return tf.math.divide_no_nan(tf.reduce_sum(losses), tf.cast(tf.size(losses), losses.dtype))
+        return _ranking_loss(anchors, candidates, self.scale)
+
+
+def _ranking_loss(anchors, candidates, scale):
+    """Mean cross-entropy of ``scale * cos`` logits, row ``i``'s answer being
+    candidate ``i``."""
+    tf = _tf()
+    logits = scale * tf.matmul(anchors, candidates, transpose_b=True)
+    # Cross-entropy written out so that a batch without positives (0 x 0
+    # logits) is valid.
+    losses = tf.reduce_logsumexp(logits, axis=1) - tf.linalg.diag_part(logits)
+    # A batch without positives contributes nothing (not NaN).
+    return tf.math.divide_no_nan(tf.reduce_sum(losses), tf.cast(tf.size(losses), losses.dtype))
+
+
+@register_loss
+@dataclasses.dataclass(frozen=True)
+class InBatchNegativesSymmetric(PairLoss):
+    """Symmetric multiple-negatives ranking (sentence-transformers'
+    ``MultipleNegativesSymmetricRankingLoss``): the mean of ``in_batch_negatives``
+    (each positive pair's query ``a_i`` must pick its target ``b_i`` among the
+    positives' targets and the hard negatives ``h_k``) and the reverse
+    direction (each target ``b_i`` must pick ``a_i`` among the positives'
+    queries; hard negatives are candidates for queries only)::
+
+        L_qt = -mean_i log(exp(s cos(a_i, b_i))
+                           / (sum_j exp(s cos(a_i, b_j)) + sum_k exp(s cos(a_i, h_k))))
+        L_tq = -mean_i log(exp(s cos(b_i, a_i)) / sum_j exp(s cos(b_i, a_j)))
+        loss = (L_qt + L_tq) / 2
+
+    The reverse term also pulls apart the queries of different targets, so
+    a target's embedding singles out its own queries.
+
+    Example (two positives; with cos(a_0, b_1) != cos(a_1, b_0) the two
+    directions differ)::
+
+        InBatchNegativesSymmetric(scale=2.0)(a, b, tf.constant([1.0, 1.0]))
+    """
+
+    name = "in_batch_negatives_symmetric"
+    in_batch = True
+    positives_only = True
+    scale: float = SCALE.field()
+    positive_threshold: float = POSITIVE_THRESHOLD.field()
+
+    def __call__(self, a, b, target, hard_negatives=None):
+        tf = _tf()
+        forward = InBatchNegatives(self.scale, self.positive_threshold)(
+            a, b, target, hard_negatives
+        )
+        positive = target >= self.positive_threshold
+        queries = _normalise(tf.boolean_mask(a, positive))
+        targets = _normalise(tf.boolean_mask(b, positive))
+        return (forward + _ranking_loss(targets, queries, self.scale)) / 2.0
 
 
 @register_loss

@@ -14,6 +14,7 @@ which moves German words off the tokens the encoder learned.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from domaintune import tf_runtime
@@ -23,6 +24,15 @@ def fold_case(texts):
     """NFKC-normalised lower case of a string tensor (any shape)."""
     rt = tf_runtime.load()
     return rt.tf.strings.lower(rt.text.normalize_utf8(texts, "NFKC"), encoding="utf-8")
+
+
+def case_folding(encoder: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``encoder`` (string tensor -> embeddings) behind :func:`fold_case`."""
+
+    def folded(texts):
+        return encoder(fold_case(texts))
+
+    return folded
 
 
 def case_folded_root(module: Any):

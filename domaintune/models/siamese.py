@@ -17,7 +17,10 @@ from typing import Any
 import numpy as np
 
 from domaintune import tf_runtime
+from domaintune.models.grad_cache import grad_cache_gradients
 from domaintune.models.losses import CLIP_EPSILON, DEFAULT_LOSS, loss_class, make_loss
+from domaintune.models.mining import MinedColumns
+from domaintune.models.normalization import fold_case
 from domaintune.models.optimizers import make_optimizer
 
 _rt = tf_runtime.load()
@@ -28,7 +31,10 @@ class SiameseModel(keras.Model):
     """Shared encoder, angular-similarity output, pluggable pair loss.
 
     With ``train_embeddings=False`` the encoder's embedding table (its
-    largest variable, whatever the model calls it) gets no update.
+    largest variable, whatever the model calls it) gets no update. With
+    ``grad_cache_chunk > 0`` a batch of more pairs than that trains by
+    GradCache (:mod:`domaintune.models.grad_cache`), encoding at most
+    ``grad_cache_chunk`` texts per pass: the same gradients in less memory.
     """
 
     def __init__(
@@ -37,11 +43,13 @@ class SiameseModel(keras.Model):
         loss: str = DEFAULT_LOSS,
         clip_epsilon: float = CLIP_EPSILON.default,
         train_embeddings: bool = True,
+        grad_cache_chunk: int = 0,
         **loss_settings: float,
     ):
         super().__init__(name="siamese")
         self.tower = tower
         self.train_embeddings = train_embeddings
+        self.grad_cache_chunk = int(grad_cache_chunk)
         # Float settings live in variables: a later trial assigns its values
         # instead of retracing the train step (see :meth:`start_trial`).
         self.clip_epsilon = _variable("clip_epsilon", clip_epsilon)
@@ -85,10 +93,11 @@ class SiameseModel(keras.Model):
     def _loss(self, inputs, target, training):
         a = self.tower(inputs[0], training=training)
         b = self.tower(inputs[1], training=training)
-        hard = None
-        if len(inputs) > 2:  # rows without a hard negative hold ""
-            texts = tf.boolean_mask(inputs[2], tf.strings.length(inputs[2]) > 0)
-            hard = self.tower(texts, training=training)
+        texts = _hard_negative_texts(inputs)
+        hard = None if texts is None else self.tower(texts, training=training)
+        return self._loss_of(a, b, hard, target)
+
+    def _loss_of(self, a, b, hard, target):
         loss = self.pair_loss(a, b, target, hard)
         return loss, tf.reduce_mean(tf.abs(self.similarity(a, b) - target))
 
@@ -102,13 +111,54 @@ class SiameseModel(keras.Model):
     def train_step(self, data):
         inputs, target = data
         variables = self.tuned_variables()
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as tape:
-            loss, mae = self._loss(inputs, target, training=True)
-            # Replicas' gradients are summed: scale so they average instead.
-            scaled = loss / replicas
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        loss, mae, gradients = self.gradients(inputs, target, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
         return self._track(loss, mae)
+
+    def gradients(self, inputs, target, variables) -> tuple[Any, Any, list[Any]]:
+        """``(loss, mae, gradients)`` of one training batch: plainly, or by
+        GradCache when the batch has more pairs than ``grad_cache_chunk``."""
+        # Replicas' gradients are summed: scale so they average instead.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        chunk = self.grad_cache_chunk
+
+        def plain():
+            with tf.GradientTape() as tape:
+                loss, mae = self._loss(inputs, target, training=True)
+                scaled = loss / replicas
+            return loss, mae, tape.gradient(scaled, variables)
+
+        if chunk <= 0:
+            return plain()
+        return tf.cond(
+            tf.shape(inputs[0])[0] > chunk,
+            self._grad_cached(inputs, target, variables, replicas),
+            plain,
+        )
+
+    def _grad_cached(self, inputs, target, variables, replicas):
+        # Every text of the batch (bases, refs, hard negatives) in one list:
+        # the tower is shared, so one chunked pass embeds them all.
+        hard = _hard_negative_texts(inputs)
+        texts = tf.concat([inputs[0], inputs[1], *([] if hard is None else [hard])], axis=0)
+        n = tf.shape(inputs[0])[0]
+
+        def loss_of(embeddings):
+            a, b, rest = embeddings[:n], embeddings[n : 2 * n], embeddings[2 * n :]
+            loss, mae = self._loss_of(a, b, None if hard is None else rest, target)
+            return loss / replicas, (loss, mae)
+
+        def run():
+            _, (loss, mae), gradients = grad_cache_gradients(
+                lambda t: self.tower(t, training=True),
+                loss_of,
+                texts,
+                variables,
+                self.grad_cache_chunk,
+            )
+            return loss, mae, gradients
+
+        return run
 
     def test_step(self, data):
         inputs, target = data
@@ -118,6 +168,28 @@ class SiameseModel(keras.Model):
         self.loss_tracker.update_state(loss)
         self.mae_tracker.update_state(mae)
         return {"loss": self.loss_tracker.result(), "mae": self.mae_tracker.result()}
+
+
+class CaseFolded(keras.layers.Layer):
+    """``tower`` behind case folding: every text the siamese model embeds (pair
+    texts, hard negatives; training and validation) is folded first, as the
+    exported model will fold it."""
+
+    def __init__(self, tower):
+        super().__init__(name="case_folded")
+        self.tower = tower
+
+    def call(self, texts, training=False):
+        return self.tower(fold_case(texts), training=training)
+
+
+def _hard_negative_texts(inputs):
+    """The batch's hard negatives (columns after base and ref), without the
+    "" of rows that have none; None when the batch has no such column."""
+    if len(inputs) <= 2:
+        return None
+    texts = tf.concat(list(inputs[2:]), axis=0)
+    return tf.boolean_mask(texts, tf.strings.length(texts) > 0)
 
 
 def _variable(name: str, value: float):
@@ -130,8 +202,14 @@ def build_model(values: Mapping[str, Any], tower) -> SiameseModel:
     loss = values.get("loss", DEFAULT_LOSS)
     names = {"clip_epsilon", *loss_class(loss).settings()}  # the model's output clips too
     settings = {k: values[k] for k in names if k in values}
+    if values.get("case_fold"):
+        tower = CaseFolded(tower)
     model = SiameseModel(
-        tower, loss, train_embeddings=bool(values.get("train_embeddings", True)), **settings
+        tower,
+        loss,
+        train_embeddings=bool(values.get("train_embeddings", True)),
+        grad_cache_chunk=int(values.get("grad_cache_chunk", 0)),
+        **settings,
     )
     model.compile(optimizer=make_optimizer(values))
     return model
@@ -145,46 +223,61 @@ def pair_dataset(
     seed: int = 0,
     unique_texts: bool = False,
     positives_only: float | None = None,
+    taxonomy: bool = True,
+    mined: MinedColumns | None = None,
 ):
-    """A ``tf.data`` pipeline of ((base, ref[, hard_negative]), score) batches.
+    """A ``tf.data`` pipeline of ((base, ref[, hard negatives...]), score) batches.
 
     For in-batch losses (``unique_texts``) every other pair in a batch is a
     negative, so a text never appears twice in one batch (it would be its own
     "negative"); ``positives_only`` keeps only pairs scored at least that.
+    Their hard negatives: the pairs' ``hard_negative`` column (``taxonomy``),
+    or ``mined.k`` columns from ``mined.take()`` when each epoch's batches are
+    planned (a mined negative that would repeat a text of its batch is left
+    out: ""). Rows without a hard negative hold "".
     """
-    hard = getattr(pairs, "hard_negatives", None)
+    hard = getattr(pairs, "hard_negatives", None) if taxonomy and mined is None else None
     keep = np.arange(len(pairs))
     if positives_only is not None:
         keep = keep[np.asarray(pairs.scores) >= positives_only]
     columns = [np.asarray(pairs.texts_a, object)[keep], np.asarray(pairs.texts_b, object)[keep]]
     if hard is not None and unique_texts:
         columns.append(np.asarray(hard, object)[keep])
+    if not unique_texts:
+        mined = None
     scores = np.asarray(pairs.scores, np.float32)[keep]
     signature = (
-        tuple(tf.TensorSpec([None], tf.string) for _ in columns),
+        tuple(
+            tf.TensorSpec([None], tf.string)
+            for _ in range(len(columns) + (mined.k if mined else 0))
+        ),
         tf.TensorSpec([None], tf.float32),
     )
     rng = np.random.default_rng(seed)
 
     def batches():
         order = rng.permutation(len(scores)) if shuffle else np.arange(len(scores))
+        optional = [np.asarray(c, object)[keep] for c in mined.take()] if mined else []
         plan = (
-            _unique_text_batches(columns, order, batch_size)
+            _unique_text_batches(columns, order, batch_size, optional)
             if unique_texts
             else [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         )
         for rows in plan:
-            yield tuple(c[rows].astype(str) for c in columns), scores[rows]
+            yield tuple(c[rows].astype(str) for c in columns + optional), scores[rows]
 
     return tf.data.Dataset.from_generator(batches, output_signature=signature)
 
 
-def _unique_text_batches(columns, order, batch_size: int) -> list[np.ndarray]:
+def _unique_text_batches(columns, order, batch_size: int, optional=()) -> list[np.ndarray]:
     """Greedy batches in which no text (any column, case-insensitive) repeats.
 
     Each pair goes into the first batch that has room and none of its texts;
     full batches leave the scan, so it costs O(pairs x open batches), and
-    open batches are few unless texts repeat a lot.
+    open batches are few unless texts repeat a lot. A text of an ``optional``
+    column that its batch already holds is blanked (in place) instead: a mined
+    negative is often a popular text, and placing pairs by it would split
+    the data into many small batches.
     """
     batches: list[tuple[list[int], set[str]]] = []
     open_batches: list[tuple[list[int], set[str]]] = []
@@ -200,6 +293,12 @@ def _unique_text_batches(columns, order, batch_size: int) -> list[np.ndarray]:
             open_batches.append(batch)
         batch[0].append(row)
         batch[1].update(texts)
+        for column in optional:
+            text = str(column[row]).strip().lower()
+            if text in batch[1]:
+                column[row] = ""
+            elif text:
+                batch[1].add(text)
         if len(batch[0]) == batch_size:
             open_batches.remove(batch)
     return [np.asarray(rows) for rows, _ in batches]

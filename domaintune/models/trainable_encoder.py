@@ -20,23 +20,25 @@ import numpy as np
 from domaintune import tf_runtime
 from domaintune._io import write_atomic
 from domaintune.models import weights_io
-from domaintune.models.encoding import EncodeFn, batched_encoder
+from domaintune.models.encoding import EncodeFn, batched_encoder, load_saved_model
+from domaintune.models.normalization import case_folding
 
 CHECKPOINT_NAME = "encoder.npz"
 
 # variable -> ids of the rows that changed (None: any part may have changed)
 ChangedRows = Callable[[Any], Any]
+# per variable: (row ids or None for all, their values or None for "unchanged")
+Changes = list[tuple[np.ndarray | None, np.ndarray | None]]
 
 
 class TrainableEncoder:
     """A loaded TF-Hub style SavedModel plus its pristine base weights."""
 
     def __init__(self, saved_model_dir: Path, strategy=None):
-        tf = tf_runtime.load().tf
         # Under a distribution strategy the variables must be created in its
         # scope (mirrored on every device).
         with strategy.scope() if strategy else contextlib.nullcontext():
-            self.module = tf.saved_model.load(str(saved_model_dir))
+            self.module = load_saved_model(saved_model_dir)  # damaged: a UserError
         self.variables = list(self.module.variables)
         self._base = [weights_io.read_into(v) for v in self.variables]
         self._snapshot: list[tuple[np.ndarray | None, np.ndarray]] | None = None
@@ -89,13 +91,56 @@ class TrainableEncoder:
             elif len(rows):
                 weights_io.write(variable, value[rows], rows)
 
+    def changes(self, changed_rows: ChangedRows | None = None) -> Changes:
+        """The current weights where they differ from the base, for
+        :meth:`interpolate_with_base`; per variable ``(rows, their values)``,
+        ``(None, whole value)``, or ``(rows, None)`` when nothing differs (or
+        the variable is not a float one: those cannot be interpolated).
+
+        ``changed_rows`` (since the base, as for :meth:`restore_base`) says
+        which rows to read; without it, big variables are compared with the
+        base chunk by chunk (a warm-started trial), never copied whole.
+        """
+        tf = tf_runtime.load().tf
+        found: Changes = []
+        for variable, base in zip(self.variables, self._base):
+            rows = _rows(changed_rows, variable)
+            if not variable.dtype.is_floating:
+                found.append((np.zeros(0, np.int64), None))
+            elif rows is None:
+                found.append(weights_io.read_changed(variable, base))
+            else:
+                found.append((rows, tf.gather(variable, rows).numpy() if len(rows) else None))
+        return found
+
+    def interpolate_with_base(self, alpha: float, trained: Changes) -> None:
+        """Set the weights to ``base + alpha * (trained - base)`` (WiSE-FT).
+
+        ``trained`` is :meth:`changes` of the trained weights, taken while the
+        variables held them or an interpolation of them: only those rows are
+        written, the others are the base's already, so :meth:`restore_base`
+        with the trial's ``changed_rows`` still undoes it exactly. Computed as
+        ``(1 - alpha) * base + alpha * trained``: exact at 0 (the base) and 1.
+        """
+        for variable, base, (rows, values) in zip(self.variables, self._base, trained):
+            if values is None:
+                continue
+            if rows is None:
+                weights_io.write(variable, _mix(base, values, alpha))
+                continue
+            for start in range(0, len(rows), weights_io.CHUNK_ROWS):  # small temporaries
+                part = rows[start : start + weights_io.CHUNK_ROWS]
+                mixed = _mix(base[part], values[start : start + len(part)], alpha)
+                weights_io.write(variable, mixed, part)
+
     def keras_layer(self, trainable: bool = True):
         """A fresh ``hub.KerasLayer`` over the shared variables."""
         return tf_runtime.load().hub.KerasLayer(self.module, trainable=trainable)
 
-    def encode_fn(self, batch_size: int = 256) -> EncodeFn:
-        """Batched numpy encoding with the current weights."""
-        return batched_encoder(self.module, batch_size)
+    def encode_fn(self, batch_size: int = 256, case_fold: bool = False) -> EncodeFn:
+        """Batched numpy encoding with the current weights; ``case_fold`` folds
+        every text first, as a trial with ``case_fold`` trains and exports."""
+        return batched_encoder(case_folding(self.module) if case_fold else self.module, batch_size)
 
     def save_weights(self, path: Path) -> None:
         """Write the encoder variables (only) atomically to ``path`` (.npz)."""
@@ -125,3 +170,8 @@ def _rows(changed_rows: ChangedRows | None, variable) -> np.ndarray | None:
     """The ids of ``variable``'s changed rows, or None for "possibly all"."""
     rows = changed_rows(variable) if changed_rows else None
     return None if rows is None else np.asarray(rows)
+
+
+def _mix(base: np.ndarray, trained: np.ndarray, alpha: float) -> np.ndarray:
+    """``base + alpha * (trained - base)`` in the lerp form exact at 0 and 1."""
+    return ((1.0 - alpha) * base + alpha * trained).astype(base.dtype, copy=False)

@@ -53,6 +53,22 @@ def read_into(variable, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def read_changed(variable, reference: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """The variable's value where it differs from ``reference`` (same shape):
+    ``(None, whole value)`` for a small variable; for a big one ``(row ids,
+    those rows)``, compared chunk by chunk, so no whole copy is made."""
+    if not _is_big(variable.shape):
+        return None, variable.numpy()
+    rows, values, start = [], [], 0
+    for chunk in read_chunks(variable):
+        stop = start + len(chunk)
+        differ = (chunk != reference[start:stop]).reshape(len(chunk), -1).any(axis=1)
+        rows.append(np.flatnonzero(differ) + start)
+        values.append(chunk[differ])
+        start = stop
+    return np.concatenate(rows).astype(np.int64), np.concatenate(values)
+
+
 def write(variable, value: np.ndarray, rows: np.ndarray | None = None) -> None:
     """Write ``value`` into ``variable``: whole, or ``value[i]`` into row
     ``rows[i]`` when ``rows`` is given."""

@@ -24,6 +24,7 @@ TABLE_METRICS = (
     names.RETRIEVAL_R1,
     names.RETRIEVAL_MRR,
     names.STS_PEARSON,
+    names.ALPHA,  # shown for a search with --interpolate only
 )
 
 

@@ -4,12 +4,15 @@ before any model is loaded, so a mistake fails at once and leaves nothing behind
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domaintune.errors import UserError
 from domaintune.search.project import SearchConfig, pairs_source
+
+if TYPE_CHECKING:
+    from domaintune.data.pair_set import PairSet
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,8 @@ def load_inputs(config: SearchConfig, objective, frames: Mapping[str, Any]) -> I
     else:
         train, val = split_pairs(train, config.val_split, config.seed)
     log.info(f"Train: {len(train)} pairs, validation: {len(val)} pairs")
+    if config.augment:
+        train = _augmented(train, val, config.augment)
     _check_positive_pairs(space, train)
     retrieval = _validation_retrieval(val, config)
     sts = load_sts(config.sts, "dev", required=config.sts.lower() not in ("auto", ""))
@@ -69,6 +74,18 @@ def load_inputs(config: SearchConfig, objective, frames: Mapping[str, Any]) -> I
     config.sts_sha256 = file_sha256(sts.source) if sts is not None else None
     config.space = space.summary()
     return Inputs(space, objective, train, val, retrieval, sts)
+
+
+def _augmented(train: PairSet, val: PairSet, kinds: Sequence[str]) -> PairSet:
+    """``train`` plus surface variants of its texts at score 1.0 (after the
+    split: validation stays as given, and no variant is a validation text)."""
+    from domaintune.data.augment import augment_pair_set
+
+    val_texts = {*val.texts_a, *val.texts_b}
+    augmented, counts = augment_pair_set(train, kinds, score=1.0, exclude=val_texts)
+    shown = ", ".join(f"{kind} {n}" for kind, n in counts.items())
+    log.info(f"Augmented the training pairs: +{sum(counts.values())} pairs ({shown})")
+    return augmented
 
 
 def _check_positive_pairs(space, train) -> None:

@@ -23,7 +23,7 @@ class Reporter(SearchCallback):
     when several workers share it.
     """
 
-    SHOWN = (names.OBJECTIVE, names.VAL_MSE, names.STS_PEARSON)
+    SHOWN = (names.OBJECTIVE, names.VAL_MSE, names.STS_PEARSON, names.ALPHA)
 
     def __init__(self, total: int, project_dir: Path):
         self.total, self.project_dir = total, project_dir

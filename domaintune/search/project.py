@@ -4,6 +4,7 @@ the CSV copies of pairs given as DataFrames."""
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ RESUME_KEYS = (
     "val_sha256",
     "val_split",
     "pair_format",
+    "augment",
     "seed",
     "sts_sha256",
     "objective",
@@ -33,6 +35,8 @@ RESUME_KEYS = (
     "tolerance",
     "tuner",
     "space",
+    "interpolate",
+    "recipe",
 )
 #: Where the pairs of a DataFrame given as train/val are kept in the project dir.
 FRAME_FILES = {"train": "train_pairs.csv", "val": "val_pairs.csv"}
@@ -49,6 +53,7 @@ class SearchConfig:
     sts: str = "auto"
     tuner: str = "random"
     max_trials: int = 5
+    recipe: str = "tutorial"  # see search/recipes.py; its settings are in the fields below
     objective: str = "guarded"
     domain_metric: str = "mse"
     objective_weight: float = 1.0
@@ -59,6 +64,9 @@ class SearchConfig:
     max_consecutive_failures: int = 3
     hp_overrides: dict[str, Any] = field(default_factory=dict)
     pair_format: dict[str, Any] = field(default_factory=dict)  # columns/scale/dedupe
+    augment: list[str] = field(default_factory=list)  # surface-variant kinds added to train
+    # --interpolate: weights of base + a * (trained - base) scored per trial ([1.0]: none)
+    interpolate: list[float] = field(default_factory=lambda: [1.0])
     # Filled in by run_search:
     train_sha256: str = ""
     val_sha256: str | None = None
@@ -100,7 +108,13 @@ def prepare_project_dir(project_dir: Path, config: SearchConfig, overwrite: bool
                 f"--overwrite: '{project_dir}' is not a domaintune search directory; "
                 "refusing to delete it. Choose another --project-dir."
             )
-        shutil.rmtree(project_dir)
+        try:
+            shutil.rmtree(project_dir)
+        except OSError as exc:
+            raise UserError(
+                f"--overwrite: cannot delete '{project_dir}' ({_reason(exc)}). Delete it "
+                "yourself or choose another --project-dir."
+            ) from None
     if config_path.is_file():
         previous = read_json(config_path)
         # A key an older version did not record is not compared.
@@ -116,5 +130,23 @@ def prepare_project_dir(project_dir: Path, config: SearchConfig, overwrite: bool
             f"'{project_dir}' exists and is not a domaintune search directory; "
             "choose another --project-dir."
         )
-    project_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(config_path, json.dumps(asdict(config), indent=2, default=str))
+    # The first folder this call creates, if any: removed again after a failure.
+    missing = [p for p in [*reversed(project_dir.parents), project_dir] if not p.exists()]
+    created = missing[0] if missing else None
+    try:
+        project_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(config_path, json.dumps(asdict(config), indent=2, default=str))
+    except OSError as exc:  # read-only place, no permission, a file in the path, disk full
+        if created is not None:  # leave nothing behind
+            shutil.rmtree(created, ignore_errors=True)
+        raise UserError(
+            f"--project-dir '{project_dir}' cannot be written ({_reason(exc)}). "
+            "Choose a folder you can write to."
+        ) from None
+
+
+def _reason(exc: OSError) -> str:
+    """Why, in words (``Read-only file system``), without errno and temp file names."""
+    if exc.errno == errno.ENOTDIR:
+        return "a part of the path is a file, not a folder"
+    return exc.strerror or str(exc)

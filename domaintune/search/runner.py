@@ -26,6 +26,7 @@ from domaintune.reporting.results import (
 )
 from domaintune.search.callbacks import SearchCallback
 from domaintune.search.inputs import Inputs, load_inputs
+from domaintune.search.interpolation import interpolates, parse_alphas
 from domaintune.search.progress import Reporter, finished_trials
 from domaintune.search.project import SearchConfig, keep_frames, prepare_project_dir
 
@@ -61,17 +62,19 @@ def run_search(
     _check_choices(config, strategy)
     inputs = load_inputs(config, objective, frames)
     # Import the heavy stack only once the inputs are known to be good, and
-    # resolve the base before touching the project dir (a bad --base must
-    # leave nothing behind).
+    # resolve and load the base before touching the project dir (a missing or
+    # damaged --base must leave nothing behind).
     from domaintune.models.resolver import resolve_base
 
     base_dir = resolve_base(config.base)
+    if cluster is not None and cluster.role == "worker" and overwrite:
+        raise UserError(
+            "--overwrite is for the chief (or a single process); a worker "
+            "must never delete the shared project directory."
+        )
+    chief = cluster is not None and cluster.role == "chief"
+    encoder, distribution = _load_base(base_dir, strategy, check_only=chief)
     if cluster is not None and cluster.role == "worker":
-        if overwrite:
-            raise UserError(
-                "--overwrite is for the chief (or a single process); a worker "
-                "must never delete the shared project directory."
-            )
         from domaintune.search.distributed import wait_for_oracle
 
         wait_for_oracle(cluster, connect_timeout)
@@ -79,9 +82,12 @@ def run_search(
     prepare_project_dir(project_dir, config, overwrite)
     keep_frames(frames, config)
     log.info(f"Search space: {config.space}")
+    if interpolates(config.interpolate):
+        shown = ", ".join(f"{a:g}" for a in config.interpolate)
+        log.info(f"Each trial is scored at base + alpha * (trained - base), alpha in {shown}")
     oracle = _make_oracle(config, inputs.space, distributed=cluster is not None)
-    if cluster is not None and cluster.role == "chief":
-        _serve_as_chief(oracle, project_dir, inputs, cluster, lease_seconds)
+    if chief:
+        _serve_as_chief(oracle, project_dir, inputs, cluster, lease_seconds, config.interpolate)
     else:
         if cluster is not None:
             cluster.export_environment()
@@ -89,10 +95,10 @@ def run_search(
             config,
             inputs,
             oracle,
-            base_dir,
+            encoder,
             project_dir,
             distributed=cluster is not None,
-            strategy=strategy,
+            strategy=distribution,
             oracle_patience=connect_timeout,
             callbacks=callbacks,
         )
@@ -106,6 +112,7 @@ def _check_choices(config: SearchConfig, strategy: str | None) -> None:
         raise UserError(f"--tuner {config.tuner!r}: choose one of {', '.join(kt_compat.TUNERS)}.")
     if strategy not in (None, *STRATEGIES):
         raise UserError(f"--strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}.")
+    config.interpolate = parse_alphas(config.interpolate)  # canonical: the resume key
 
 
 def _make_oracle(config: SearchConfig, space, *, distributed: bool):
@@ -129,7 +136,7 @@ def _make_oracle(config: SearchConfig, space, *, distributed: bool):
     )
 
 
-def _write_experiment_config(project_dir: Path, space) -> None:
+def _write_experiment_config(project_dir: Path, space, alphas: Sequence[float]) -> None:
     from domaintune.reporting.tensorboard_logging import write_experiment_config
 
     write_experiment_config(
@@ -143,12 +150,18 @@ def _write_experiment_config(project_dir: Path, space) -> None:
             names.STS_PEARSON,
             names.DOMAIN_TERM,
             names.STS_TERM,
+            *([names.ALPHA] if interpolates(alphas) else []),
         ],
     )
 
 
 def _serve_as_chief(
-    oracle, project_dir: Path, inputs: Inputs, cluster, lease_seconds: float
+    oracle,
+    project_dir: Path,
+    inputs: Inputs,
+    cluster,
+    lease_seconds: float,
+    alphas: Sequence[float],
 ) -> None:
     from domaintune import kt_compat
     from domaintune.search.distributed import serve_oracle
@@ -158,30 +171,44 @@ def _serve_as_chief(
         kt_compat.resume_oracle(oracle, project_dir / "oracle.json")
         log.info(f"Resuming the search's oracle state from {project_dir}")
     oracle.verbose = 0
-    _write_experiment_config(project_dir, inputs.space)
+    _write_experiment_config(project_dir, inputs.space, alphas)
     try:
         serve_oracle(oracle, cluster, lease_seconds)
     except RuntimeError as exc:
         _raise_if_consecutive_failures(exc, oracle.max_consecutive_failed_trials, project_dir)
 
 
+def _load_base(base_dir: Path, strategy: str | None, *, check_only: bool):
+    """``(encoder, distribution strategy)`` for a process that trains; the
+    chief, which trains nothing, only checks that the base loads (a damaged
+    SavedModel is a UserError) and gets ``(None, None)``."""
+    if check_only:
+        from domaintune.models.encoding import load_saved_model
+
+        load_saved_model(base_dir)
+        return None, None
+    from domaintune.models.trainable_encoder import TrainableEncoder
+
+    distribution = _make_strategy(strategy)
+    return TrainableEncoder(base_dir, strategy=distribution), distribution
+
+
 def _run_trials(
     config: SearchConfig,
     inputs: Inputs,
     oracle,
-    base_dir: Path,
+    encoder,
     project_dir: Path,
     *,
     distributed: bool,
-    strategy: str | None,
+    strategy,
     oracle_patience: float,
     callbacks: Sequence[SearchCallback] = (),
 ) -> None:
-    from domaintune.models.trainable_encoder import TrainableEncoder
+    """Run this process's trials with ``encoder`` (under the distribution
+    ``strategy``, or None)."""
     from domaintune.search.tuner import SearchData, SiameseTuner, planned_trials
 
-    distribution = _make_strategy(strategy)
-    encoder = TrainableEncoder(base_dir, strategy=distribution)
     data = SearchData(inputs.train, inputs.val, inputs.sts, {}, retrieval=inputs.retrieval)
     data.base_metrics = _base_metrics(project_dir, encoder, data)
     inputs.objective.score(data.base_metrics, data.base_metrics)  # fails now, not per trial
@@ -197,11 +224,12 @@ def _run_trials(
         seed=config.seed,
         callbacks=[reporter, *callbacks],
         distributed=distributed,
-        strategy=distribution,
+        strategy=strategy,
         oracle_patience=oracle_patience,
+        alphas=config.interpolate,
     )
     if not distributed:  # the chief writes it in a distributed search
-        _write_experiment_config(project_dir, inputs.space)
+        _write_experiment_config(project_dir, inputs.space, config.interpolate)
     if done:
         log.info(f"Resuming: {done} trial(s) already finished in {project_dir}")
     try:

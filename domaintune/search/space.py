@@ -20,6 +20,7 @@ from typing import Any
 
 from domaintune.errors import UserError
 from domaintune.models.losses import CLIP_EPSILON, DEFAULT_LOSS, LOSSES, Setting, loss_settings
+from domaintune.models.mining import HARD_NEGATIVE_MODES
 from domaintune.search.overrides import override
 from domaintune.search.param import GRAPH, OUTSIDE, VARIABLE, Param
 
@@ -90,6 +91,50 @@ _GRAPH_OPTIONS: tuple[Param, ...] = (
         "fixed",
         True,
         help="Lazy Adam: update only the embedding rows a batch touches.",
+    ),
+    Param(
+        "case_fold",
+        "fixed",
+        False,
+        help="Fold every input to NFKC lower case inside the model (training, scoring and "
+        "the export), so 'DATA SCIENTIST' and 'data scientist' are one text.",
+        lives=GRAPH,  # the folding op is part of the traced step
+    ),
+    Param(
+        "grad_cache_chunk",
+        "fixed",
+        0,
+        minimum=0,
+        help="GradCache: a batch of more pairs than this trains with at most this many "
+        "texts per encoder pass (same gradients, less memory); 0 = off.",
+        lives=GRAPH,  # another train step (chunked passes)
+    ),
+    Param(
+        "hard_negatives",
+        "fixed",
+        "taxonomy",
+        allowed=HARD_NEGATIVE_MODES,
+        help="Extra negatives of in-batch losses: 'taxonomy' = the pair file's hard_negative "
+        "column, 'mined' = before each epoch the current encoder's top mined_k most "
+        "similar targets of other concepts, 'none'.",
+        lives=GRAPH,  # the number of input columns of the train step
+    ),
+    Param(
+        "mined_k",
+        "fixed",
+        1,
+        minimum=1,
+        help="hard_negatives=mined: mined negatives per pair.",
+        lives=GRAPH,  # the number of input columns
+    ),
+    Param(
+        "mined_skip",
+        "fixed",
+        0,
+        minimum=0,
+        help="hard_negatives=mined: skip the n most similar other-concept targets "
+        "(likely unlabelled synonyms) before taking mined_k.",
+        lives=OUTSIDE,  # only the batches change
     ),
 )
 

@@ -20,10 +20,11 @@ from typing import Any
 import keras_tuner as kt
 
 from domaintune import kt_compat, tf_runtime
+from domaintune._io import temp_glob
 from domaintune.data.titles import TUTORIAL_TITLES
 from domaintune.evaluation import names
 from domaintune.evaluation.trial import encoder_metrics
-from domaintune.models.siamese import build_model, pair_dataset
+from domaintune.models.siamese import build_model
 from domaintune.models.trainable_encoder import CHECKPOINT_NAME, TrainableEncoder
 from domaintune.objectives import Objective
 from domaintune.reporting.results import failure_reason
@@ -36,7 +37,9 @@ from domaintune.search.fit_callbacks import (
     StopOnNonFinite,
     changed_rows,
 )
+from domaintune.search.interpolation import NO_INTERPOLATION, score_interpolations
 from domaintune.search.space import SearchSpace
+from domaintune.search.trial_batches import trial_batches
 
 
 @dataclass
@@ -115,8 +118,10 @@ class SiameseTuner(kt.Tuner):
         distributed: bool = False,
         strategy=None,
         oracle_patience: float = 300.0,
+        alphas: Sequence[float] = NO_INTERPOLATION,
     ):
         self.encoder = encoder
+        self.alphas = tuple(alphas)  # --interpolate weights, scored after training
         self.space = space
         self.distributed = distributed
         self.strategy = strategy
@@ -162,16 +167,16 @@ class SiameseTuner(kt.Tuner):
         with self._phase(trial_id, "build"):
             model = self._model_for(trial.hyperparameters, values)
         epochs = int(values.get("tuner/epochs", values["epochs"]))
-        loss = model.pair_loss  # its batches: unique texts? positive pairs only?
-        batch = dict(
-            batch_size=int(values["batch_size"]),
-            unique_texts=loss.in_batch,
-            positives_only=(float(values["positive_threshold"]) if loss.positives_only else None),
+        # The loss decides the batches (unique texts? positives only?), the
+        # values their hard negatives (mined ones: by a callback, per epoch).
+        train, val, mining = trial_batches(
+            model.pair_loss,
+            values,
+            data.train,
+            data.val,
+            seed=self.seed + int(trial.trial_id),
+            encode=lambda: self.encoder.encode_fn(case_fold=bool(values.get("case_fold"))),
         )
-        train = pair_dataset(
-            data.train, shuffle=True, seed=self.seed + int(trial.trial_id), **batch
-        )
-        val = pair_dataset(data.val, shuffle=False, **batch)
         changed = changed_rows(model) if self._from_base else None
         with TrialLogger(self.logdir, trial.trial_id) as logger:
             with self._phase(trial_id, "fit"):
@@ -185,6 +190,7 @@ class SiameseTuner(kt.Tuner):
                         EpochLog(logger),
                         StopOnNonFinite(),
                         RestoreBestEpoch(self.encoder, epochs - 1, changed),
+                        *mining,
                     ],
                 )
             losses = history.history.get("loss", [])
@@ -194,19 +200,10 @@ class SiameseTuner(kt.Tuner):
                 raise kt.errors.FailedTrialError(
                     f"training diverged (loss {losses}); lower learning_rate or clipnorm"
                 )
-            with self._phase(trial_id, "score"):
-                metrics = encoder_metrics(
-                    self.encoder.encode_fn(), data.val, data.sts, data.retrieval
+            with self._phase(trial_id, "score"):  # at each --interpolate weight
+                results = score_interpolations(
+                    self.encoder, self.alphas, changed, lambda: self._score(data, values)
                 )
-                if data.sts is not None and metrics[names.STS_PEARSON] is None:
-                    raise kt.errors.FailedTrialError(
-                        "STS-B Pearson is undefined (collapsed embeddings); lower learning_rate"
-                    )
-                try:
-                    scored = self.objective.score(metrics, data.base_metrics)
-                except ValueError as exc:  # NaN/inf metrics
-                    raise kt.errors.FailedTrialError(str(exc)) from None
-            results = {**{k: float(v) for k, v in metrics.items() if v is not None}, **scored}
             results[names.EPOCHS_RUN] = float(len(losses))
             if self._worth_keeping(results[names.OBJECTIVE]):
                 with self._phase(trial_id, "checkpoint"):
@@ -214,8 +211,30 @@ class SiameseTuner(kt.Tuner):
             last_epoch = initial_epoch + len(losses)
             logger.log_final(_loggable(values), results, step=last_epoch)
             with self._phase(trial_id, "heatmap"):
-                _log_heatmap(logger, self.encoder, last_epoch)
+                _log_heatmap(logger, self.encoder, last_epoch, bool(values.get("case_fold")))
         return results
+
+    def _score(self, data: SearchData, values: dict) -> dict[str, float]:
+        """The metrics and objective of the encoder's current weights."""
+        metrics = encoder_metrics(
+            self.encoder.encode_fn(case_fold=bool(values.get("case_fold"))),
+            data.val,
+            data.sts,
+            data.retrieval,
+        )
+        if metrics[names.VAL_MSE] is None:  # NaN/inf embeddings: weights finite but overflowing
+            raise kt.errors.FailedTrialError(
+                "training diverged (NaN/inf validation embeddings); lower learning_rate or clipnorm"
+            )
+        if data.sts is not None and metrics[names.STS_PEARSON] is None:
+            raise kt.errors.FailedTrialError(
+                "STS-B Pearson is undefined (collapsed embeddings); lower learning_rate"
+            )
+        try:
+            scored = self.objective.score(metrics, data.base_metrics)
+        except ValueError as exc:  # NaN/inf metrics
+            raise kt.errors.FailedTrialError(str(exc)) from None
+        return {**{k: float(v) for k, v in metrics.items() if v is not None}, **scored}
 
     @contextlib.contextmanager
     def _phase(self, trial_id: str, phase: str) -> Iterator[None]:
@@ -329,18 +348,22 @@ class SiameseTuner(kt.Tuner):
         return keep
 
     def prune_checkpoints(self) -> None:
-        """Delete the encoder checkpoints of ended trials that are not kept.
+        """Delete the encoder checkpoints of ended trials that are not kept,
+        and the temp files of ended trials' checkpoint writes: what a process
+        killed mid-write leaves (a write in progress is a running trial's).
 
         Works from the files on disk, so in a distributed search each worker
         prunes the shared directory; a trial still running elsewhere is left
         alone.
         """
         keep = self.protected_trial_ids()
-        if keep is None:
-            return
-        for path in Path(self.project_dir).glob(f"trial_*/{CHECKPOINT_NAME}"):
+        project = Path(self.project_dir)
+        paths = list(project.glob(f"trial_*/{temp_glob(CHECKPOINT_NAME)}"))
+        if keep is not None:
+            paths += project.glob(f"trial_*/{CHECKPOINT_NAME}")
+        for path in paths:
             trial_id = path.parent.name.removeprefix("trial_")
-            if trial_id in keep:
+            if path.name == CHECKPOINT_NAME and trial_id in keep:
                 continue
             if self.oracle.get_trial(trial_id).status in ("COMPLETED", "FAILED", "INVALID"):
                 path.unlink(missing_ok=True)
@@ -350,8 +373,11 @@ def _loggable(values: dict) -> dict:
     return {k: v for k, v in values.items() if not k.startswith("tuner/") or k == "tuner/epochs"}
 
 
-def _log_heatmap(logger: TrialLogger, encoder: TrainableEncoder, step: int) -> None:
+def _log_heatmap(
+    logger: TrialLogger, encoder: TrainableEncoder, step: int, case_fold: bool = False
+) -> None:
     from domaintune.reporting.plotting import cosine_similarity_matrix
 
     titles = list(TUTORIAL_TITLES)
-    logger.log_heatmap(titles, cosine_similarity_matrix(encoder.encode_fn()(titles)), step=step)
+    embeddings = encoder.encode_fn(case_fold=case_fold)(titles)  # as the trial scores
+    logger.log_heatmap(titles, cosine_similarity_matrix(embeddings), step=step)
