@@ -26,7 +26,7 @@ def log(message: str) -> None:
 
 
 def verdict(ok: bool) -> str:
-    return "met" if ok else "not met"
+    return "met" if ok else "NOT met"
 
 
 NOISY_CPUS = 0.25  # other processes' CPU use that marks a section's figures as noisy

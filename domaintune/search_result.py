@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_META = ("trial_id", "status", "hyperparameters", "message")
+#: Keys of a trial's record (and of ``results --json``'s entries) that are not metrics.
+_META = ("trial_id", "status", "hyperparameters", "message", "rank", "best", "delta_vs_base")
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ class Trial:
         return self.metrics.get("objective")
 
     def to_dict(self) -> dict[str, Any]:
-        """The flat record ``domaintune results --json`` prints for this trial."""
+        """The flat record of the trial (as :mod:`domaintune.reporting.results`
+        reads it): its keys, then every metric it reported."""
         record = {
             "trial_id": self.trial_id,
             "status": self.status,
@@ -128,13 +130,41 @@ class SearchResult:
         front = pareto_front(done, search_domain_metric(self.project_dir))
         return [Trial.from_dict(t) for t in front]
 
-    def table(self, trials: Sequence[Trial] | None = None) -> str:
-        """The plain-text table of ``domaintune results`` (default: every trial),
-        with the base model's row and deltas against it."""
-        from domaintune.reporting.results import format_table
+    def table(self, trials: Sequence[Trial] | None = None, *, wide: bool = False) -> str:
+        """What ``domaintune results`` prints (default: every trial): the
+        trials ranked by the objective (lower is better) with the best marked,
+        the base model's row, each metric's change against it, the
+        hyperparameters that differ between trials (the others once above),
+        whether the STS-B guard was on, and why a trial failed or stopped.
+        Fits 120 columns (further columns in a block below); ``wide``: one
+        block, however wide."""
+        from domaintune.reporting.table import format_results
 
         shown = self.trials if trials is None else trials
-        return format_table([t.to_dict() for t in shown], self.base_metrics)
+        return format_results(
+            [t.to_dict() for t in shown], self.base_metrics, self.config, wide=wide
+        )
+
+    def records(self, trials: Sequence[Trial] | None = None) -> list[dict[str, Any]]:
+        """What ``domaintune results --json`` prints (default: every trial):
+        the base model as an entry, then the trials best first, each with its
+        ``rank`` (None when not ranked), ``best``, every metric (None where it
+        was not measured) and ``delta_vs_base``."""
+        from domaintune.reporting.table import records
+
+        shown = self.trials if trials is None else trials
+        return records([t.to_dict() for t in shown], self.base_metrics, self.config)
+
+    def warning(self) -> str | None:
+        """A warning when the best trial is worse than the untuned base on a
+        measured metric, with the option that fits (e.g. ``--domain-metric
+        retrieval``); None otherwise."""
+        from domaintune.reporting.status import worse_warning
+
+        best = self.best
+        if best is None:
+            return None
+        return worse_warning(best.to_dict(), self.base_metrics, self.config)
 
     def export(self, out: str | os.PathLike[str], trial_id: str | None = None) -> Path:
         """Write the best (or ``trial_id``'s) encoder to the new folder ``out``

@@ -36,3 +36,28 @@ def read_scalars(trial_dir: Path) -> dict[str, list[tuple[int, float]]]:
                 latest[ev.step] = (ev.wall_time, value)
         out[tag] = [(step, latest[step][1]) for step in sorted(latest)]
     return out
+
+
+def read_hparams(run_dir: Path, tag: str):
+    """The ``HParamsPluginData`` of hparams tag ``tag`` in one run (e.g.
+    ``_hparams_/experiment`` in the ``base`` run, ``_hparams_/session_start_info``
+    in a trial's)."""
+    from tensorboard.backend.event_processing import event_accumulator as ea
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = ea.EventAccumulator(str(run_dir), size_guidance={ea.TENSORS: 0})
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    assert tag in content, sorted(content)
+    return plugin_data_pb2.HParamsPluginData.FromString(content[tag])
+
+
+def read_text(run_dir: Path, tag: str) -> str:
+    """The last text summary ``tag`` of one run."""
+    from tensorboard.backend.event_processing import event_accumulator as ea
+    from tensorboard.util import tensor_util
+
+    acc = ea.EventAccumulator(str(run_dir), size_guidance={ea.TENSORS: 0})
+    acc.Reload()
+    value = tensor_util.make_ndarray(acc.Tensors(tag)[-1].tensor_proto)
+    return value.item().decode() if value.shape == () else value.flat[0].decode()

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -124,8 +125,9 @@ def test_readme_python_example_matches_the_cli(tmp_path):
     assert [t.status for t in ours.trials] == ["COMPLETED"] * 2
     _same_trials(ours.trials, theirs.trials, tol=1e-3)  # two processes: float round-off
     assert ours.best.trial_id == theirs.best.trial_id
-    # The example printed what `domaintune results` prints for its project.
-    assert run_cli("results", tmp_path / "api/runs/titles").stdout in printed.stdout
+    # The example printed the table `domaintune results` prints for its project.
+    table = run_cli("results", tmp_path / "api/runs/titles").stdout.split("\n\nWarning: ")[0]
+    assert table.rstrip("\n") + "\n" in printed.stdout
     # ...and the evaluation of its export: the best trial's STS-B Pearson.
     evaluated = ast.literal_eval(printed.stdout.strip().splitlines()[-1])
     assert evaluated["sts_pearson"] == pytest.approx(ours.best.metrics["sts_pearson"], abs=1e-4)
@@ -281,7 +283,7 @@ def test_on_trial_end_gets_trial_records_and_progress_is_logged(
 
     # Progress went to the "domaintune" loggers, and nothing was printed.
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("domaintune")]
-    assert any(line.startswith("Trial 2/2 (#1)") for line in lines)
+    assert any(line.startswith("Trial 2/2 (trial-1)") for line in lines)
     assert any("FAILED: training diverged" in line for line in lines)
     assert capsys.readouterr().out == ""
 
@@ -292,7 +294,7 @@ def test_cli_prints_the_progress_on_stdout(tmp_path, tiny_model_dir):
         ["search", "--base", str(tiny_model_dir), "--project-dir", str(tmp_path / "p"), *FAST_CLI],
     )
     assert result.exit_code == 0, result.output
-    assert "Trial 2/2 (#1)" in result.stdout and "Best trials" in result.stdout
+    assert "Trial 2/2 (trial-1)" in result.stdout and "Best trials" in result.stdout
     assert "Trial" not in result.stderr
     # The CLI's handlers are gone afterwards: a library caller's logging is its own.
     assert not logging.getLogger("domaintune.search").handlers
@@ -341,12 +343,21 @@ def test_loss_and_objective_instances(tmp_path, tiny_model_dir):
 def test_results_and_export_through_the_api_equal_the_cli(tmp_path, tiny_model_dir):
     project = tmp_path / "p"
     result = dt.search(base=tiny_model_dir, project_dir=project, **FAST)
-    assert run_cli("results", project).stdout == result.table() + "\n"
+    # One table: the CLI prints the API's (and the best trial's warning, if any).
+    warning = result.warning()
+    wrapped = "" if warning is None else "\n\n" + textwrap.fill(warning, 120)
+    assert run_cli("results", project).stdout == result.table() + wrapped + "\n"
     listed = json.loads(run_cli("results", project, "--json").stdout)
-    assert listed == [t.to_dict() for t in result.trials] == load_trials(project)
-    assert [
-        t["trial_id"] for t in json.loads(run_cli("results", project, "--pareto", "--json").stdout)
-    ] == [t.trial_id for t in result.pareto_front()]
+    assert listed == result.records()
+    assert [t["trial_id"] for t in listed[1:]] == [
+        t.trial_id for t in sorted(result.trials, key=lambda t: t.objective)
+    ]
+    assert [dt.Trial.from_dict(t) for t in listed[1:]] == sorted(  # the same trials
+        result.trials, key=lambda t: t.objective
+    )
+    # No STS-B in this search: no Pareto front, and the CLI says so.
+    assert result.pareto_front() == []
+    assert json.loads(run_cli("results", project, "--pareto", "--json").stdout) == []
 
     path = result.export(tmp_path / "api-export")
     run_cli("export", project, "--out", tmp_path / "cli-export")

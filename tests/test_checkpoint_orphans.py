@@ -76,3 +76,16 @@ def test_pruning_removes_the_temp_file_of_a_killed_checkpoint_write(tmp_path, ti
     assert not orphan.exists()
     assert list(project.glob(f"trial_*/{temp_glob(CHECKPOINT_NAME)}")) == []
     assert len(list(project.glob(f"trial_*/{CHECKPOINT_NAME}"))) == 1  # --keep-best 1
+
+
+def test_pruning_leaves_a_trial_dir_the_oracle_does_not_know(tmp_path, tiny_model_dir):
+    """A dir the oracle never recorded (an earlier run's ids, padded to another
+    --max-trials' digits, interrupted before its oracle state was saved) is
+    neither judged nor a crash."""
+    project = tmp_path / "p"
+    _search(project, tiny_model_dir, 1)
+    stray = project / "trial_000" / CHECKPOINT_NAME
+    stray.parent.mkdir()
+    stray.write_bytes((project / "trial_0" / CHECKPOINT_NAME).read_bytes())
+    _search(project, tiny_model_dir, 2)  # resumes: trial 1 ends and prunes
+    assert stray.exists()

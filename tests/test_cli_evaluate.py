@@ -126,6 +126,53 @@ def test_saved_model_directory_as_model(tiny_dir, tmp_path):
     _assert_png(png)
 
 
+# --- a quiet terminal: TensorFlow's start-up logging off stderr ----------------------------
+
+
+@pytest.mark.parametrize("user_level", [None, "3"])
+def test_evaluate_writes_nothing_to_stderr_subprocess(tiny_dir, user_level, monkeypatch):
+    """No oneDNN notice, "Could not find cuda drivers", cuInit error or absl
+    line: stderr stays empty, also with the user's own TF_CPP_MIN_LOG_LEVEL."""
+    from domaintune.data.pairs import sample_path
+
+    if user_level is None:
+        monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    else:
+        monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", user_level)
+    args = ("evaluate", "--model", str(tiny_dir), "--sts", "none", "--pairs", str(sample_path()))
+    proc = _run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "pairs_mse" in proc.stdout
+
+
+def test_verbose_shows_tensorflow_startup_logging_subprocess(tiny_dir, monkeypatch):
+    from domaintune.data.pairs import sample_path
+    from domaintune.tf_runtime import STARTUP_NOISE
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    args = ("evaluate", "--model", str(tiny_dir), "--sts", "none", "--pairs", str(sample_path()))
+    proc = _run_cli("-v", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert any(STARTUP_NOISE.match(line) for line in proc.stderr.splitlines()), proc.stderr
+
+
+def test_quiet_stderr_passes_on_all_but_the_startup_noise(capfd):
+    """What C++ writes to file descriptor 2 is held; only non-noise comes back."""
+    from domaintune.tf_runtime import quiet_stderr
+
+    noise = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1796200386.231553   11378 port.cc:153] oneDNN custom operations are on.\n"
+        "E0000 00:00:1796200392.716889   11378 cuda_platform.cc:52] failed call to cuInit: "
+        "INTERNAL: CUDA error\n"
+    )
+    with quiet_stderr():
+        os.write(2, (noise + "a real problem\n").encode())
+        print("python's own warning", file=sys.stderr)
+    assert sorted(capfd.readouterr().err.splitlines()) == ["a real problem", "python's own warning"]
+
+
 # --- user errors: one 'Error:' line, no traceback ----------------------------------------
 
 

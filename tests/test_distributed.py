@@ -89,7 +89,7 @@ def stop(procs: list[subprocess.Popen]) -> None:
 
 
 def trials_run_by(log: Path) -> list[str]:
-    return re.findall(r"^Trial \d+/\d+ \(#(\w+)\)", log.read_text(), flags=re.M)
+    return re.findall(r"^Trial \d+/\d+ \(trial-(\w+)\)", log.read_text(), flags=re.M)
 
 
 def test_chief_and_two_workers_complete_a_search(tmp_path, tiny_model_dir):
@@ -216,7 +216,8 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_model_dir):
     trials = load_trials(project)  # the second reuses the model: restore, reset on mirrors
     assert [t["status"] for t in trials] == ["COMPLETED", "COMPLETED"]
     for trial in trials:
-        losses = [v for _, v in read_scalars(project / "logs" / trial["trial_id"])["loss"]]
+        run = project / "logs" / f"trial-{trial['trial_id']}"
+        losses = [v for _, v in read_scalars(run)["loss"]]
         assert len(losses) >= 2 and losses[-1] < losses[0]
 
 

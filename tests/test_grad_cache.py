@@ -107,5 +107,6 @@ def test_search_with_grad_cache_trains(tmp_path, tiny_model_dir):
     (trial,) = result.trials
     assert trial.status == "COMPLETED", trial.message
     assert trial.hyperparameters["grad_cache_chunk"] == 32
-    losses = [v for _, v in read_scalars(tmp_path / "p" / "logs" / trial.trial_id)["loss"]]
+    run = tmp_path / "p" / "logs" / f"trial-{trial.trial_id}"
+    losses = [v for _, v in read_scalars(run)["loss"]]
     assert len(losses) >= 2 and losses[-1] < losses[0]

@@ -64,6 +64,30 @@ def test_heatmap_png_bytes():
     assert 300 <= width <= 3000 and 300 <= height <= 3000
 
 
+def test_heatmap_png_card_size():
+    """For a TensorBoard card (~350-450 px wide): compact, long titles cut."""
+    sim = plotting.cosine_similarity_matrix(block_embeddings())
+    png = plotting.similarity_heatmap_png(TUTORIAL_TITLES, sim, "trial-3", card=True)
+    width, height = png_size(png)
+    assert 350 <= width <= 650 and 250 <= height <= 450
+    long_titles = [f"title {i} " + "x" * 60 for i in range(20)]
+    rng = np.random.default_rng(1)
+    many = plotting.cosine_similarity_matrix(rng.normal(size=(20, 8)))
+    width, height = png_size(plotting.similarity_heatmap_png(long_titles, many, card=True))
+    assert width <= 800 and height <= 700
+
+
+def test_card_cell_text():
+    assert [plotting._cell_text(v, card=True) for v in (0.824, -0.14, 1.0, -1.0, 0.0)] == [
+        ".82",
+        "-.14",
+        "1",
+        "-1",
+        ".00",
+    ]
+    assert plotting._cell_text(0.824, card=False) == "0.82"
+
+
 def test_heatmap_png_negative_values_and_small_input():
     sim = np.array([[1.0, -0.4], [-0.4, 1.0]])
     png = plotting.similarity_heatmap_png(["a", "b"], sim)

@@ -15,14 +15,14 @@ from domaintune.reporting.results import (
     BASE_METRICS_FILE,
     CONFIG_FILE,
     best_trial,
-    format_table,
     load_base_metrics,
     load_trials,
     ranked,
 )
+from domaintune.reporting.table import WIDTH, format_results, records
+from domaintune.search.oracles import make_oracle
 from domaintune.search.overrides import parse_hp_options
 from domaintune.search.space import PARAM_NAMES, SearchSpace
-from domaintune.search.tuner import make_oracle
 
 BASE = {"val_mse": 0.05, "val_pearson": 0.6, "val_spearman": 0.7, "sts_pearson": 0.80}
 TRACEBACK = (
@@ -145,44 +145,56 @@ def test_base_metrics(project, tmp_path):
     assert load_base_metrics(tmp_path) == {}
 
 
+def _rows(table: str) -> dict[str, list[str]]:
+    """The table's first block: trial id -> its cells (rank and trial dropped)."""
+    block = table.split("\n\n")[1].splitlines()
+    rows = {}
+    for line in block[1:]:
+        cells = line.split()
+        if cells[0] == "base":
+            rows["base"] = cells[1:]
+        else:
+            start = 3 if cells[1] == "best" else 2
+            rows[cells[start - 1]] = [cells[0], *cells[start:]]
+    return rows
+
+
 def test_format_table(project):
-    table = format_table(load_trials(project), load_base_metrics(project))
-    lines = table.splitlines()
-    assert lines[0].split()[:8] == [
+    table = format_results(load_trials(project), load_base_metrics(project), {})
+    heading, first = table.split("\n\n")[:2]
+    assert "Ranked by the objective, guarded on val_mse (lower is better)" in heading
+    assert "STS-B guard ON" in heading
+    assert "Same in every trial:" in heading and "epochs=3" in heading
+    header = first.splitlines()[0].split()
+    assert header[:7] == [
+        "rank",
         "trial",
-        "status",
         "objective",
         "val_mse",
         "val_spearman",
         "sts_pearson",
-        "Δval_mse",
-        "Δsts",
+        "learning_rate",
     ]
-    base_row = lines[1].split()
-    assert base_row[:6] == ["base", "-", "-", "0.0500", "0.7000", "0.8000"]
-    assert lines[1].endswith("(untuned)")
-    rows = {line.split()[0]: line for line in lines[2:]}
-    assert list(rows) == ["0", "1", "2", "3"]
+    assert "epochs" not in header  # the same in every trial: above the table
+    rows = _rows(table)
+    assert list(rows) == ["base", "2", "0", "3", "1"]  # ranked by the objective, failed last
+    assert rows["base"][:4] == ["1", "0.05", "0.7", "0.8"]
+    # trial 2, the best: objective 0.1 (base 1.0), val_mse 0.03 - 0.05, sts 0.82 - 0.80.
+    assert rows["2"][:8] == ["1", "0.1", "(-0.9)", "0.03", "(-0.02)", "0.8", "(+0.1)", "0.82"]
+    assert "1 best  2" in table
     # trial 0: val_mse 0.02 - 0.05, sts 0.78 - 0.80.
-    assert rows["0"].split()[1:8] == [
-        "COMPLETED",
-        "0.3000",
-        "0.0200",
-        "0.8500",
-        "0.7800",
-        "-0.0300",
-        "-0.0200",
-    ]
-    assert rows["2"].split()[6:8] == ["-0.0200", "+0.0200"]
-    assert "batch_size=" in rows["0"] and "epochs=3" in rows["0"]
-    assert rows["1"].split()[1:8] == ["FAILED", "-", "-", "-", "-", "-", "-"]
-    assert f"({REASON})" in rows["1"] or REASON in rows["1"]
+    assert rows["0"][:8] == ["2", "0.3", "(-0.7)", "0.02", "(-0.03)", "0.85", "(+0.15)", "0.78"]
+    assert rows["1"][:5] == ["-", "FAILED", "-", "-", "-"]
+    assert table.splitlines()[-1] == f"trial 1: FAILED: {REASON}"
+    assert max(map(len, table.splitlines())) <= WIDTH
 
 
 def test_format_table_without_base(project):
-    table = format_table(load_trials(project), {})
-    assert "base" not in table and "(untuned)" not in table
-    assert len(table.splitlines()) == 5
+    table = format_results(load_trials(project), {}, {})
+    first = table.split("\n\n")[1]  # the table's first block: no deltas without a base
+    assert "base" not in _rows(table) and "(-" not in first and "(+" not in first
+    assert "Δ" not in table.splitlines()[0]
+    assert list(_rows(table)) == ["2", "0", "3", "1"]
 
 
 # -- the `results` command ------------------------------------------------------
@@ -191,16 +203,25 @@ def test_format_table_without_base(project):
 def test_results_table_cli(project):
     result = invoke("results", project)
     assert result.exit_code == 0, result.output
-    assert result.stdout == format_table(load_trials(project), BASE) + "\n"
+    assert result.stdout == format_results(load_trials(project), BASE, {}) + "\n"
 
 
 def test_results_json_cli(project):
     result = invoke("results", project, "--json")
     assert result.exit_code == 0, result.output
     listed = json.loads(result.stdout)
-    assert listed == load_trials(project)
-    assert [t["trial_id"] for t in listed] == ["0", "1", "2", "3"]
-    assert listed[1]["status"] == "FAILED" and listed[1]["objective"] is None
+    assert listed == records(load_trials(project), BASE, {})
+    assert [(t["trial_id"], t["rank"]) for t in listed] == [
+        ("base", None),
+        ("2", 1),
+        ("0", 2),
+        ("3", 3),
+        ("1", None),
+    ]
+    failed = listed[-1]
+    assert failed["status"] == "FAILED" and failed["objective"] is None
+    assert failed["val_mse"] is None and failed["message"].endswith(REASON)
+    assert listed[0]["status"] == "BASE" and listed[0]["sts_pearson"] == 0.80
 
 
 def test_results_pareto_cli(project):
@@ -208,10 +229,15 @@ def test_results_pareto_cli(project):
     # by both; the failed trial 1 has no metrics.
     result = invoke("results", project, "--json", "--pareto")
     assert result.exit_code == 0, result.output
-    assert [t["trial_id"] for t in json.loads(result.stdout)] == ["0", "2"]
+    listed = json.loads(result.stdout)
+    assert [t["trial_id"] for t in listed] == ["base", "2", "0"]
     table = invoke("results", project, "--pareto")
     assert table.exit_code == 0
-    assert [line.split()[0] for line in table.stdout.splitlines()[1:]] == ["base", "0", "2"]
+    assert table.stdout.startswith(
+        "Pareto front on val_mse (lower is better) and sts_pearson (higher is better): "
+        "2 of 3 completed trials"
+    )
+    assert list(_rows(table.stdout.split("\n\n", 1)[1])) == ["base", "2", "0"]
 
 
 RETRIEVAL_REPORTS = [  # (val_mse, retrieval_r1, sts_pearson)
@@ -238,11 +264,13 @@ def test_results_pareto_follows_the_domain_metric(tmp_path, config, front):
     (project_dir / CONFIG_FILE).write_text(json.dumps(config))
     result = invoke("results", project_dir, "--json", "--pareto")
     assert result.exit_code == 0, result.output
-    assert [t["trial_id"] for t in json.loads(result.stdout)] == front
+    listed = json.loads(result.stdout)  # best (lowest objective) first
+    assert sorted(t["trial_id"] for t in listed) == front
 
 
 def test_results_pareto_without_trials_names_the_axes(tmp_path):
-    (tmp_path / CONFIG_FILE).write_text(json.dumps({"domain_metric": "retrieval"}))
+    config = {"domain_metric": "retrieval", "sts_source": "sts-dev.csv"}
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
     result = invoke("results", tmp_path, "--pareto")
     assert result.exit_code == 0
     assert result.stdout == (
@@ -285,8 +313,8 @@ def test_project_without_trials(tmp_path):
     assert load_trials(tmp_path) == []
     result = invoke("results", tmp_path)
     assert result.exit_code == 0 and result.stdout == "No trials yet.\n"
-    pareto = invoke("results", tmp_path, "--pareto")
-    assert pareto.exit_code == 0 and "Pareto front needs both" in pareto.stdout
+    pareto = invoke("results", tmp_path, "--pareto")  # STS-B not measured: no front
+    assert pareto.exit_code == 0 and "No Pareto front" in pareto.stdout
     assert json.loads(invoke("results", tmp_path, "--json").stdout) == []
     with pytest.raises(UserError, match="No completed trial"):
         best_trial(tmp_path)

@@ -62,20 +62,24 @@ def test_keep_best_bounds_checkpoints_and_tensorboard_logs(tmp_path, tiny_model_
         "--hp",
         "learning_rate=1e-3:1e-1",
     )
-    assert "Trial 4/4" in output and "STS-B not used" in output
+    assert "Trial 4/4" in output and "STS-B guard OFF" in output
     trials = load_trials(project)
     assert [t["status"] for t in trials] == ["COMPLETED"] * 4
     assert all(t["domain_only"] == 1.0 for t in trials)
+    assert not any("sts_term" in t or "sts_pearson" in t for t in trials)  # absent, not 0
     checkpoints = list(project.glob("trial_*/encoder.npz"))
     best = min(trials, key=lambda t: t["objective"])
     assert [p.parent.name for p in checkpoints] == [f"trial_{best['trial_id']}"]
     assert not list(project.rglob("*.index")), "no optimizer/keras checkpoints on disk"
 
-    trial_dir = project / "logs" / best["trial_id"]
+    trial_dir = project / "logs" / f"trial-{best['trial_id']}"  # as the console names it
     scalars = read_scalars(trial_dir)
-    for tag in ("loss", "val_loss", "mae", "val_mae", "objective", "val_mse", "domain_term"):
+    for tag in ("loss", "val_loss", "mae", "val_mae"):
         assert tag in scalars, tag
-    assert scalars["objective"][-1][1] == pytest.approx(best["objective"], rel=1e-5)
+    for tag in ("final/objective", "final/val_mse", "final/domain_term"):
+        assert tag in scalars, tag
+    assert not [tag for tag in scalars if tag.startswith("final/sts_")]  # no STS-B
+    assert scalars["final/objective"][-1][1] == pytest.approx(best["objective"], rel=1e-5)
     acc = EventAccumulator(str(trial_dir), size_guidance={"tensors": 0, "images": 0})
     acc.Reload()
     assert "similarity_heatmap" in acc.Tags()["tensors"] + acc.Tags().get("images", [])
@@ -84,9 +88,9 @@ def test_keep_best_bounds_checkpoints_and_tensorboard_logs(tmp_path, tiny_model_
     assert session.session_start_info.hparams["learning_rate"].number_value == pytest.approx(
         best["hyperparameters"]["learning_rate"]
     )
-    root = EventAccumulator(str(project / "logs"), size_guidance={"tensors": 0})
-    root.Reload()
-    assert "_hparams_/experiment" in root.PluginTagToContent("hparams")
+    base = EventAccumulator(str(project / "logs" / "base"), size_guidance={"tensors": 0})
+    base.Reload()
+    assert "_hparams_/experiment" in base.PluginTagToContent("hparams")
 
 
 def test_failed_trial_is_recorded_and_search_goes_on(tmp_path, tiny_model_dir):
@@ -197,8 +201,9 @@ def test_hyperband_child_starts_from_its_parents_weights(tmp_path, tiny_model_di
     from domaintune.models.trainable_encoder import CHECKPOINT_NAME, TrainableEncoder
     from domaintune.objectives import get_objective
     from domaintune.search.callbacks import SearchCallback
+    from domaintune.search.oracles import make_oracle
     from domaintune.search.space import SearchSpace
-    from domaintune.search.tuner import SearchData, SiameseTuner, make_oracle
+    from domaintune.search.tuner import SearchData, SiameseTuner
 
     project = tmp_path / "p"
     space = SearchSpace().with_overrides(
@@ -285,7 +290,7 @@ def test_resume_after_kill_keeps_finished_trials(tmp_path, tiny_model_dir):
     assert sum(t["status"] == "COMPLETED" for t in trials.values()) == 3
     # Kept: same ids, same values and metrics; not rerun: no progress line, record untouched.
     assert all(trials[i] == before for i, before in finished.items())
-    rerun = set(re.findall(r"^Trial \d+/\d+ \(#(\w+)\)", output, re.MULTILINE))
+    rerun = set(re.findall(r"^Trial \d+/\d+ \(trial-(\w+)\)", output, re.MULTILINE))
     assert rerun and not rerun & set(finished), output
     assert all((project / f"trial_{i}" / "trial.json").read_bytes() == records[i] for i in finished)
 
@@ -374,7 +379,8 @@ def test_end_to_end_use_m3_search_results_export(tmp_path):
         "--hp",
         "learning_rate=1e-5:5e-5",
     )
-    trials = json.loads(run_cli("results", project, "--json").stdout)
+    base, *trials = json.loads(run_cli("results", project, "--json").stdout)
+    assert base["trial_id"] == "base" and np.isfinite(base["sts_pearson"])
     assert [t["status"] for t in trials] == ["COMPLETED", "COMPLETED"]
     for trial in trials:
         for metric in ("val_mse", "sts_pearson", "objective", "domain_term", "sts_term"):
@@ -384,6 +390,10 @@ def test_end_to_end_use_m3_search_results_export(tmp_path):
     run_cli("export", project, "--out", export)
     card = json.loads((export / "model_card.json").read_text())
     assert card["trial_id"] == best["trial_id"] and card["base_model"] == "use-m3"
+    assert card["embedding_dim"] == 512 and card["sts_guard"]["on"] is True
+    assert card["sts_guard"]["sts_delta"] == pytest.approx(
+        best["sts_pearson"] - base["sts_pearson"]
+    )
     assert card["hyperparameters"] == best["hyperparameters"]
 
     # In a fresh process: the export equals the best trial's encoder...
@@ -517,9 +527,14 @@ def test_in_batch_negatives_search_selects_on_retrieval(tmp_path, tiny_model_dir
         expected = (1 - trial["retrieval_r1"]) / (1 - base["retrieval_r1"])
         assert trial["domain_term"] == pytest.approx(min(expected, 10), rel=1e-6)
     assert "retrieval_r1" in output  # the final table shows it
-    # The Pareto front is on the search's domain metric (empty: --sts none, no STS axis).
+    # The Pareto front is on the search's domain metric; --sts none: no STS axis, said so.
     pareto = CliRunner().invoke(main, ["results", str(project), "--pareto"])
-    assert "No completed trials with retrieval_r1 and sts_pearson yet" in pareto.output
+    said = " ".join(pareto.output.split())
+    assert "No Pareto front" in said and "retrieval_r1 is its only axis" in said
+    assert "--sts PATH" in said
+    # The progress lines show the metric the objective reads, against the base.
+    assert re.search(r"^Trial 1/2 \(trial-0\)  objective=\S+ \(\S+\)  retrieval_r1=", output, re.M)
+    assert "val_mse=" not in "".join(re.findall(r"^Trial .*$", output, re.M))
 
 
 def test_mse_with_retrieval_capable_validation_prints_a_hint(tmp_path, tiny_model_dir):

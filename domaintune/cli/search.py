@@ -8,6 +8,7 @@ import click
 
 from domaintune import kt_compat
 from domaintune.cli.options import STS_HELP, pair_format_options
+from domaintune.search.project import CHECKPOINT_MINUTES
 from domaintune.search.recipes import RECIPES
 
 
@@ -29,7 +30,23 @@ from domaintune.search.recipes import RECIPES
     default=0.2,
     show_default=True,
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    help="Fraction of --train held out for validation (pairs sharing a text stay together).",
+    help="Fraction of --train held out for validation (pairs sharing a text stay together; "
+    "if they all do, whole concepts or a sample of texts, see README).",
+)
+@click.option(
+    "--val-max-pairs",
+    default=None,
+    type=click.IntRange(0),
+    help="Score validation on a seeded sample of at most N pairs, so scoring stays seconds "
+    "(a retrieval query keeps its gold targets); 0 = all. [default: 2000, or the recipe's]",
+)
+@click.option(
+    "--pairs-per-epoch",
+    default=None,
+    type=click.IntRange(0),
+    help="Train each epoch on a seeded sample of N pairs, a different one each epoch, "
+    "covering the data over the epochs; Hyperband's budget counts these epochs. "
+    "0 = all pairs every epoch. [default: 0, or the recipe's]",
 )
 @click.option(
     "--base",
@@ -68,6 +85,23 @@ from domaintune.search.recipes import RECIPES
     help="A named starting point: tutorial (angular MSE, guarded val MSE; the default) or "
     "retrieval (in-batch negatives, case folding, large batches, interpolation, selected on "
     "retrieval). --hp and the options override any of its settings.",
+)
+@click.option(
+    "--prune",
+    type=click.Choice(["none", "median"]),
+    default="none",
+    show_default=True,
+    help="median: score every epoch and stop a trial whose objective is worse than the "
+    "median of the completed trials at the same epoch (from the 2nd epoch, once 3 trials "
+    "completed).",
+)
+@click.option(
+    "--checkpoint-minutes",
+    default=CHECKPOINT_MINUTES,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Save the running trial's state every M minutes of training (0: never); "
+    "rerunning after a kill continues the trial from it, so a kill loses at most M minutes.",
 )
 @click.option(
     "--objective-weight",
@@ -178,6 +212,8 @@ def search(
     train_path,
     val_path,
     val_split,
+    val_max_pairs,
+    pairs_per_epoch,
     base,
     sts_spec,
     tuner,
@@ -197,6 +233,8 @@ def search(
     augment,
     interpolate,
     recipe,
+    prune,
+    checkpoint_minutes,
 ) -> None:
     """Search for the best fine-tuning of --base on domain pairs.
 
@@ -217,6 +255,8 @@ def search(
             train_path,
             val_path,
             val_split=val_split,
+            val_max_pairs=val_max_pairs,
+            pairs_per_epoch=pairs_per_epoch,
             base=base,
             sts=sts_spec,
             tuner=tuner,
@@ -245,5 +285,7 @@ def search(
             strategy=strategy,
             interpolate=interpolate,
             recipe=recipe,
+            prune=prune,
+            checkpoint_minutes=checkpoint_minutes,
             callbacks=[interrupt],
         )

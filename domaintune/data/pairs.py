@@ -1,4 +1,4 @@
-"""Strict loading and grouped splitting of domain text pairs.
+"""Strict loading and splitting of domain text pairs.
 
 A pair file has two text columns and one similarity score per row (by default
 ``base,ref,similarity``), plus an optional ``hard_negative`` column: a text that
@@ -34,6 +34,7 @@ from domaintune.data.pair_formats import (
     read_records,
 )
 from domaintune.data.pair_set import LoadReport, PairSet
+from domaintune.data.split import split_validation
 from domaintune.errors import UserError
 
 DEFAULT_COLUMNS: tuple[str, str, str] = ("base", "ref", "similarity")
@@ -189,40 +190,11 @@ def load_pairs(
 
 
 def split_pairs(pairs: PairSet, fraction: float, seed: int) -> tuple[PairSet, PairSet]:
-    """Split into ``(train, validation)`` with ~``fraction`` of pairs in validation.
-
-    Pairs that share a text (case-insensitive, stripped), directly or through a
-    chain of pairs, stay on one side: otherwise validation would measure
-    memorised texts, not generalisation. Deterministic for a given ``seed``.
-    """
-    if not isinstance(fraction, (int, float)) or not 0.0 < float(fraction) < 1.0:
-        raise UserError(
-            f"Validation fraction must be between 0 and 1 (exclusive), got {fraction!r}."
-        )
-    n = len(pairs)
-    src = pairs.source or "the pairs"
-    if n < 2:
-        raise UserError(f"{src}: need at least 2 pairs to split off a validation set, got {n}.")
-    groups = _components(pairs)
-    target = min(max(1, round(fraction * n)), n - 1)
-    rng = np.random.default_rng(seed)
-    val: list[int] = []
-    # Greedy over groups in seeded random order: take a group if it brings
-    # the validation size closer to the target.
-    for g in rng.permutation(len(groups)):
-        size = len(groups[g])
-        if abs(len(val) + size - target) < abs(len(val) - target):
-            val.extend(groups[g])
-    lo, hi = max(1, math.floor(target * 0.5)), min(n - 1, math.ceil(target * 1.5))
-    if not lo <= len(val) <= hi:
-        biggest = max(len(g) for g in groups)
-        raise UserError(
-            f"{src}: cannot hold out ~{fraction:.0%} of {n} pairs for validation without "
-            f"splitting groups of pairs that share a text; the largest group holds {biggest} "
-            f"of {n} pairs ({biggest / n:.0%}). Pass a separate validation file with --val PATH."
-        )
-    in_val = np.isin(np.arange(n), val)
-    return pairs.subset(np.flatnonzero(~in_val)), pairs.subset(np.flatnonzero(in_val))
+    """Split into ``(train, validation)`` with ~``fraction`` of pairs in validation
+    and no text on both sides: :func:`~domaintune.data.split.split_validation`,
+    which also says how it split. Deterministic for a given ``seed``."""
+    split = split_validation(pairs, fraction, seed)
+    return split.train, split.val
 
 
 def _check_scale(scale: str) -> None:
@@ -341,27 +313,3 @@ def _dedupe(
     if n_merged:
         dropped["contradictory_merged"] = n_merged
     return pairs, dropped
-
-
-def _components(pairs: PairSet) -> list[list[int]]:
-    """Pair indices grouped by connected component of the shared-text graph."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]  # path halving
-            x = parent[x]
-        return x
-
-    norm = [
-        (a.strip().casefold(), b.strip().casefold()) for a, b in zip(pairs.texts_a, pairs.texts_b)
-    ]
-    for a, b in norm:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[ra] = rb
-    groups: dict[str, list[int]] = {}
-    for i, (a, _) in enumerate(norm):
-        groups.setdefault(find(a), []).append(i)
-    return list(groups.values())  # ordered by first pair: deterministic

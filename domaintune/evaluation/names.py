@@ -40,6 +40,8 @@ GUARD_VIOLATED = "guard_violated"
 DOMAIN_ONLY = "domain_only"
 # Bookkeeping of a trial.
 EPOCHS_RUN = "epochs_run"
+# --prune median: the epoch after which the rule stopped the trial (absent: not stopped).
+STOPPED_AT_EPOCH = "stopped_at_epoch"
 # --interpolate: the weight the objective chose, base + ALPHA * (trained - base).
 ALPHA = "alpha"
 

@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from domaintune.data.pair_arrays import pair_arrays
+
 #: Values of the ``hard_negatives`` hyperparameter.
 HARD_NEGATIVE_MODES: tuple[str, ...] = ("none", "taxonomy", "mined")
 
@@ -88,20 +90,37 @@ def concept_groups(pairs: Any, positive_threshold: float) -> dict[str, set[str]]
 
 
 def mine_hard_negatives(
-    pairs: Any, embed: Embed, *, k: int, positive_threshold: float, skip: int = 0
+    pairs: Any,
+    embed: Embed,
+    *,
+    k: int,
+    positive_threshold: float,
+    skip: int = 0,
+    rows: np.ndarray | None = None,
 ) -> list[list[str]]:
     """``k`` columns aligned with ``pairs``: for each positive pair, the ``k``
     targets (refs of positive pairs) most similar to its query after the
     ``skip`` most similar, never one of the query's concept; "" for the other
-    pairs and where too few targets remain."""
+    pairs and where too few targets remain.
+
+    ``rows`` (an epoch's sample, ``--pairs-per-epoch``): mine only for the
+    positive pairs among them, from their targets; what is one concept still
+    comes from all the pairs (a sample can miss the pair that joins two of its
+    texts), computed once per pair set and threshold.
+    """
     if k < 1 or skip < 0:
         raise ValueError(f"need k >= 1 and skip >= 0, got k={k}, skip={skip}")
     n = len(pairs)
     columns = [[""] * n for _ in range(k)]
     positive = np.flatnonzero(np.asarray(pairs.scores) >= positive_threshold)
+    if rows is not None:
+        positive = np.intersect1d(positive, np.asarray(rows, np.int64))
     if not len(positive):
         return columns
-    groups = concept_groups(pairs, positive_threshold)
+    groups = pair_arrays(pairs).memo(
+        ("concept_groups", float(positive_threshold)),
+        lambda: concept_groups(pairs, positive_threshold),
+    )
     targets = _distinct(pairs.texts_b[i] for i in positive)
     queries = _distinct(pairs.texts_a[i] for i in positive)
     target_keys = list(targets)

@@ -39,6 +39,11 @@ def resolve_base(spec: str) -> Path:
     the spec cannot be resolved.
     """
     spec = spec.strip()
+    if not spec:  # Path("") is the current folder: "'' exists but ..." would puzzle
+        raise UserError(
+            f"The base model is empty: pass '{EMBEDDED}', a SavedModel folder or a "
+            "TF-Hub handle/URL."
+        )
     if spec == EMBEDDED:
         return embedded_use_m3()
     path = Path(spec).expanduser()

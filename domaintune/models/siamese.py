@@ -10,13 +10,15 @@ of that similarity against the pair's score, the tutorial's formulation.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from domaintune import tf_runtime
+from domaintune.data.pair_arrays import NO_TEXT, pair_arrays
 from domaintune.models.grad_cache import grad_cache_gradients
 from domaintune.models.losses import CLIP_EPSILON, DEFAULT_LOSS, loss_class, make_loss
 from domaintune.models.mining import MinedColumns
@@ -225,6 +227,9 @@ def pair_dataset(
     positives_only: float | None = None,
     taxonomy: bool = True,
     mined: MinedColumns | None = None,
+    pairs_per_epoch: int = 0,
+    sample_seed: int = 0,
+    epoch: Callable[[], int] | None = None,
 ):
     """A ``tf.data`` pipeline of ((base, ref[, hard negatives...]), score) batches.
 
@@ -235,70 +240,88 @@ def pair_dataset(
     or ``mined.k`` columns from ``mined.take()`` when each epoch's batches are
     planned (a mined negative that would repeat a text of its batch is left
     out: ""). Rows without a hard negative hold "".
+
+    ``pairs_per_epoch`` > 0 (with ``shuffle``): each epoch trains on that many
+    of the kept pairs, an :class:`~domaintune.data.epoch_sample.EpochSample`
+    seeded by ``sample_seed``. An epoch's pairs and order depend only on the
+    seeds and the epoch number: ``epoch()`` names the epoch a pass plans (fit's,
+    told by a callback); without it, passes count 0, 1, 2...
     """
-    hard = getattr(pairs, "hard_negatives", None) if taxonomy and mined is None else None
-    keep = np.arange(len(pairs))
-    if positives_only is not None:
-        keep = keep[np.asarray(pairs.scores) >= positives_only]
-    columns = [np.asarray(pairs.texts_a, object)[keep], np.asarray(pairs.texts_b, object)[keep]]
-    if hard is not None and unique_texts:
-        columns.append(np.asarray(hard, object)[keep])
+    arrays = pair_arrays(pairs)  # built once per pair set, shared by trials
+    keep = arrays.kept(positives_only)
     if not unique_texts:
         mined = None
-    scores = np.asarray(pairs.scores, np.float32)[keep]
+    n_texts = 3 if unique_texts and taxonomy and mined is None and arrays.has_hard else 2
+    k = mined.k if mined else 0
+    sample = arrays.sample(positives_only, pairs_per_epoch if shuffle else 0, sample_seed)
+    texts, scores = arrays.texts[:n_texts], arrays.scores
     signature = (
-        tuple(
-            tf.TensorSpec([None], tf.string)
-            for _ in range(len(columns) + (mined.k if mined else 0))
-        ),
+        tuple(tf.TensorSpec([None], tf.string) for _ in range(n_texts + k)),
         tf.TensorSpec([None], tf.float32),
     )
-    rng = np.random.default_rng(seed)
+    passes = itertools.count()
 
     def batches():
-        order = rng.permutation(len(scores)) if shuffle else np.arange(len(scores))
-        optional = [np.asarray(c, object)[keep] for c in mined.take()] if mined else []
-        plan = (
-            _unique_text_batches(columns, order, batch_size, optional)
-            if unique_texts
-            else [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        )
-        for rows in plan:
-            yield tuple(c[rows].astype(str) for c in columns + optional), scores[rows]
+        number = epoch() if epoch is not None else next(passes)
+        rows = keep[sample.rows(number)]
+        if shuffle:
+            rows = np.random.default_rng([seed, number]).permutation(rows)
+        extra = [np.asarray(c, object)[rows] for c in mined.take()] if mined else []
+        if unique_texts:
+            extra_ids = [arrays.ids_of(c).tolist() for c in extra]
+            plan = _unique_text_batches(
+                [i[rows] for i in arrays.ids[:n_texts]], batch_size, extra_ids
+            )
+            for column, ids in zip(extra, extra_ids):
+                column[np.asarray(ids) == NO_TEXT] = ""
+        else:
+            plan = [
+                np.arange(i, min(i + batch_size, len(rows)))
+                for i in range(0, len(rows), batch_size)
+            ]
+        for positions in plan:
+            picked = rows[positions]
+            yield (*(c[picked] for c in texts), *(c[positions] for c in extra)), scores[picked]
 
-    return tf.data.Dataset.from_generator(batches, output_signature=signature)
+    # Python plans an epoch and hands out its batches (the object arrays are
+    # built once per pair set); prefetch runs it ahead of the training step.
+    # (Gathering the texts in TF from one plan per epoch costs less per batch,
+    # but building that pipeline costs more than a small trial's whole epoch.)
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _unique_text_batches(columns, order, batch_size: int, optional=()) -> list[np.ndarray]:
-    """Greedy batches in which no text (any column, case-insensitive) repeats.
+def _unique_text_batches(ids, batch_size: int, optional=()) -> list[np.ndarray]:
+    """Greedy batches of positions in which no text (by id, see
+    :func:`~domaintune.data.pair_arrays.text_key`) repeats.
 
     Each pair goes into the first batch that has room and none of its texts;
     full batches leave the scan, so it costs O(pairs x open batches), and
     open batches are few unless texts repeat a lot. A text of an ``optional``
-    column that its batch already holds is blanked (in place) instead: a mined
-    negative is often a popular text, and placing pairs by it would split
-    the data into many small batches.
+    column (lists of ids) that its batch already holds is blanked (in place, to
+    ``NO_TEXT``) instead: a mined negative is often a popular text, and placing
+    pairs by it would split the data into many small batches.
     """
-    batches: list[tuple[list[int], set[str]]] = []
-    open_batches: list[tuple[list[int], set[str]]] = []
-    for row in order:
-        texts = {str(c[row]).strip().lower() for c in columns if str(c[row])}
+    batches: list[tuple[list[int], set[int]]] = []
+    open_batches: list[tuple[list[int], set[int]]] = []
+    for position, row in enumerate(zip(*(c.tolist() for c in ids))):
+        texts = set(row)
+        texts.discard(NO_TEXT)
         for batch in open_batches:
-            rows, seen = batch
-            if not texts & seen:
+            if texts.isdisjoint(batch[1]):
                 break
         else:
             batch = ([], set())
             batches.append(batch)
             open_batches.append(batch)
-        batch[0].append(row)
+        batch[0].append(position)
         batch[1].update(texts)
         for column in optional:
-            text = str(column[row]).strip().lower()
+            text = column[position]
             if text in batch[1]:
-                column[row] = ""
-            elif text:
+                column[position] = NO_TEXT
+            elif text != NO_TEXT:
                 batch[1].add(text)
         if len(batch[0]) == batch_size:
             open_batches.remove(batch)
-    return [np.asarray(rows) for rows, _ in batches]
+    return [np.asarray(rows, np.int64) for rows, _ in batches]

@@ -65,6 +65,16 @@ class TrainableEncoder:
     def drop_snapshot(self) -> None:
         self._snapshot = None
 
+    def snapshot_taken(self) -> list[tuple[np.ndarray | None, np.ndarray | None]] | None:
+        """The last :meth:`snapshot` (per variable: ``(rows, their values)``,
+        or ``(None, whole value)``), or None: what a trial's saved state keeps."""
+        return self._snapshot
+
+    def put_snapshot(self, taken: list[tuple[np.ndarray | None, np.ndarray | None]]) -> None:
+        """Make ``taken`` (as :meth:`snapshot_taken` gave it, e.g. read back
+        from a trial's saved state) the snapshot :meth:`restore_snapshot` restores."""
+        self._snapshot = list(taken)
+
     def restore_snapshot(self, changed_rows: ChangedRows | None = None) -> None:
         """Put back the weights of the last :meth:`snapshot`; ``changed_rows``
         says what changed since the base (needed after a by-rows snapshot)."""

@@ -43,7 +43,10 @@ base is useless anyway) keeps scores in a small range for the Bayesian
 oracle; the clip at 15 only bites for extreme weights.
 
 Without STS-B (no STS data, or a trial whose STS score is missing) the
-objective is `d` alone and the trial is logged with `domain_only = 1`.
+objective is `d` alone and the trial is logged with `domain_only = 1` and no
+`sts_term`, `sts_delta` or `guard_violated`: the **STS-B guard is OFF**, and
+the start banner, the end summary, `domaintune results` and the export's
+model card say so (`--sts PATH` turns it on).
 
 **Worked example** (`domain_metric = mse`, `w = 1`, `t = 0.005`; base:
 `val_mse = 0.040`, `p_base = 0.850`, so `1 - p_base = 0.15`):
@@ -60,8 +63,8 @@ tolerance, so it ranks last, even below D whose MSE is 100 times the base's.
 With `w = 10`, B (`0.85 - 0.20 = 0.65`) would beat A (`0.75 + 0.20 = 0.95`).
 
 Per trial, the logged components are `objective`, `domain_term` (`d` after
-clipping), `sts_term` (`s`), `sts_delta` (`p - p_base`), `guard_violated`
-(0/1) and `domain_only` (0/1).
+clipping), `domain_only` (0/1) and, when STS-B was measured, `sts_term` (`s`),
+`sts_delta` (`p - p_base`) and `guard_violated` (0/1).
 """
 
 from __future__ import annotations
@@ -207,8 +210,8 @@ class GuardedObjective(Objective):
             base: The base model's metrics (same keys).
 
         Returns:
-            ``objective``, ``domain_term``, ``sts_term``, ``guard_violated``,
-            ``domain_only`` and, when STS is available, ``sts_delta``.
+            ``objective``, ``domain_term``, ``domain_only`` and, when STS is
+            available, ``sts_term``, ``sts_delta`` and ``guard_violated``.
 
         Raises:
             UserError: The base lacks the domain metric.
@@ -219,13 +222,9 @@ class GuardedObjective(Objective):
         p = read_metric(trial, names.STS_PEARSON, who="trial", low=-1.0, high=1.0)
         p_base = read_metric(base, names.STS_PEARSON, who="base", low=-1.0, high=1.0)
         if p is None or p_base is None:
-            return {
-                names.OBJECTIVE: d,
-                names.DOMAIN_TERM: d,
-                names.STS_TERM: 0.0,
-                names.GUARD_VIOLATED: 0.0,
-                names.DOMAIN_ONLY: 1.0,
-            }
+            # STS-B was not measured: no sts_term/sts_delta/guard_violated
+            # (a 0.0 would read as "STS unchanged, guard passed").
+            return {names.OBJECTIVE: d, names.DOMAIN_TERM: d, names.DOMAIN_ONLY: 1.0}
         drop = p_base - p
         s = drop / max(1.0 - p_base, _EPS)
         violated = drop > self.tolerance + GUARD_SLACK

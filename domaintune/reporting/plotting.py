@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
@@ -43,7 +44,12 @@ def _check_inputs(titles: Sequence[str], similarity: np.ndarray) -> tuple[list[s
 
 
 def similarity_heatmap_png(
-    titles: Sequence[str], similarity: np.ndarray, title: str = _DEFAULT_TITLE, *, dpi: int = 100
+    titles: Sequence[str],
+    similarity: np.ndarray,
+    title: str = _DEFAULT_TITLE,
+    *,
+    dpi: int = 100,
+    card: bool = False,
 ) -> bytes:
     """Render ``similarity`` (``n x n``, rows/columns in ``titles`` order) as PNG.
 
@@ -51,6 +57,11 @@ def similarity_heatmap_png(
     rotated 45 degrees); a colorbar shows the scale, which is ``[0, 1]`` for
     non-negative data and symmetric ``[-1, 1]`` otherwise (widened if values
     fall outside). Returns the PNG file's bytes.
+
+    ``card=True`` draws for a small display, e.g. a TensorBoard image card
+    (about 400-500 pixels wide): a compact figure (about 560 pixels wide for
+    up to 12 titles), larger type, labels cut to :data:`CARD_LABEL_CHARS`
+    characters, and the columns numbered like the rows instead of labelled.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -67,19 +78,34 @@ def similarity_heatmap_png(
         bound = max(1.0, abs(lo), abs(hi))
         cmap, vmin, vmax = "RdBu_r", -bound, bound
 
-    longest = max(len(label) for label in labels)
-    side = max(5.0, 0.7 * n + 0.09 * longest + 2.0)
-    fig = Figure(figsize=(side + 1.2, side), dpi=dpi, layout="constrained")
+    if card:
+        style = _card_style(labels)
+    else:
+        longest = max(len(label) for label in labels)
+        side = max(5.0, 0.7 * n + 0.09 * longest + 2.0)
+        fontsize = 9 if n <= 12 else max(4, 9 - (n - 12) // 3)
+        style = _Style((side + 1.2, side), labels, labels, 45, fontsize, None, None)
+    fig = Figure(figsize=style.figsize, dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     image = ax.imshow(sim, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    # A card has no room for a colorbar: the cells show their values.
+    colorbar = None if card else fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
 
     ax.set_xticks(np.arange(n))
     ax.set_yticks(np.arange(n))
-    ax.set_xticklabels(labels, rotation=45, ha="right", rotation_mode="anchor")
-    ax.set_yticklabels(labels)
-    ax.set_title(title)
+    ax.set_xticklabels(
+        style.x_labels,
+        rotation=style.x_rotation,
+        ha="right" if style.x_rotation else "center",
+        rotation_mode="anchor",
+    )
+    ax.set_yticklabels(style.y_labels)
+    ax.set_title(title, fontsize=style.title_size, loc="left" if card else "center")
+    if style.tick_size:
+        ax.tick_params(which="major", labelsize=style.tick_size)
+    if colorbar is not None and style.tick_size:
+        colorbar.ax.tick_params(labelsize=style.tick_size - 1)
     # Thin white grid between cells.
     ax.set_xticks(np.arange(n + 1) - 0.5, minor=True)
     ax.set_yticks(np.arange(n + 1) - 0.5, minor=True)
@@ -88,7 +114,6 @@ def similarity_heatmap_png(
     for spine in ax.spines.values():
         spine.set_visible(False)
 
-    fontsize = 9 if n <= 12 else max(4, 9 - (n - 12) // 3)
     for i in range(n):
         for j in range(n):
             value = sim[i, j]
@@ -97,10 +122,10 @@ def similarity_heatmap_png(
             ax.text(
                 j,
                 i,
-                f"{value:.2f}",
+                _cell_text(value, card),
                 ha="center",
                 va="center",
-                fontsize=fontsize,
+                fontsize=style.cell_size,
                 color="white" if luminance < 0.5 else "black",
             )
 
@@ -108,6 +133,53 @@ def similarity_heatmap_png(
     # Constrained layout plus a tight bounding box: long, rotated labels are never clipped.
     fig.savefig(buf, format="png", dpi=dpi, facecolor="white", bbox_inches="tight", pad_inches=0.2)
     return buf.getvalue()
+
+
+def _cell_text(value: float, card: bool) -> str:
+    """``0.82``; on a card ``.82`` (``-.14``, ``1``): narrower, so the type can be larger."""
+    text = f"{value:.2f}"
+    if not card:
+        return text
+    if text in ("1.00", "-1.00"):
+        return text[:-3]
+    return text.replace("0.", ".", 1) if text.lstrip("-").startswith("0.") else text
+
+
+#: ``card=True``: longer titles are cut to this many characters (with an ellipsis).
+CARD_LABEL_CHARS = 26
+
+
+@dataclass(frozen=True)
+class _Style:
+    figsize: tuple[float, float]
+    x_labels: list[str]
+    y_labels: list[str]
+    x_rotation: int
+    cell_size: float
+    tick_size: float | None
+    title_size: float | None
+
+
+def _card_style(labels: list[str]) -> _Style:
+    """A figure about 420 pixels wide at 100 dpi, the width of a TensorBoard
+    image card: rows "Data Scientist 1", columns "1".."n"."""
+    n = len(labels)
+    cut = [
+        label if len(label) <= CARD_LABEL_CHARS else label[: CARD_LABEL_CHARS - 1] + "\u2026"
+        for label in labels
+    ]
+    size = 10.0 if n <= 12 else max(5.0, 10.0 - (n - 12) / 3)
+    cell = 0.34 if n <= 12 else max(0.15, 4.1 / n)
+    label_width = 0.068 * size / 10 * (max(len(label) for label in cut) + len(str(n)) + 1)
+    return _Style(
+        figsize=(cell * n + label_width + 0.2, cell * n + 0.55),
+        x_labels=[str(i) for i in range(1, n + 1)],
+        y_labels=[f"{label} {i}" for i, label in enumerate(cut, start=1)],
+        x_rotation=0,
+        cell_size=size,
+        tick_size=size,
+        title_size=size + 1,
+    )
 
 
 def save_similarity_heatmap(

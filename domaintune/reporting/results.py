@@ -1,4 +1,4 @@
-"""Reading a search's project directory: trials, base metrics, tables.
+"""Reading a search's project directory: trials, base metrics, settings.
 
 Reads KerasTuner's ``trial_*/trial.json`` files directly, so ``results`` and
 ``export`` start fast and work on any project directory, finished or not.
@@ -17,15 +17,6 @@ from domaintune.kt_compat import strip_failed_trial_prefix
 
 BASE_METRICS_FILE = "base_metrics.json"
 CONFIG_FILE = "search_config.json"
-TABLE_METRICS = (
-    names.OBJECTIVE,
-    names.VAL_MSE,
-    names.VAL_SPEARMAN,
-    names.RETRIEVAL_R1,
-    names.RETRIEVAL_MRR,
-    names.STS_PEARSON,
-    names.ALPHA,  # shown for a search with --interpolate only
-)
 
 
 def _require_project(project_dir: Path) -> Path:
@@ -52,9 +43,14 @@ def load_base_metrics(project_dir: Path) -> dict[str, float | None]:
     return read_json(path) if path.is_file() else {}
 
 
+def load_config(project_dir: Path) -> dict[str, Any]:
+    """The search's settings (``search_config.json``)."""
+    return read_json(_require_project(project_dir) / CONFIG_FILE)
+
+
 def search_domain_metric(project_dir: Path) -> str:
     """The search's ``--domain-metric`` (a search older than the option: ``mse``)."""
-    config = read_json(_require_project(project_dir) / CONFIG_FILE)
+    config = load_config(project_dir)
     return config.get("domain_metric") or names.DEFAULT_DOMAIN_METRIC
 
 
@@ -81,6 +77,10 @@ def load_trials(project_dir: Path) -> list[dict[str, Any]]:
             observations = tracked.get("observations") or []
             if observations:
                 trial[name] = observations[-1]["value"][0]
+        if trial.get(names.DOMAIN_ONLY) == 1.0:
+            # Older versions logged these as 0.0 although STS-B was never measured.
+            for stale in (names.STS_TERM, names.GUARD_VIOLATED):
+                trial.pop(stale, None)
         trial.setdefault(names.OBJECTIVE, None)
         trials.append(trial)
     return trials
@@ -124,47 +124,3 @@ def best_trial(project_dir: Path) -> Mapping:
             "to completion first (see `domaintune results` for failures)."
         )
     return trials[0]
-
-
-def format_table(trials: Sequence[Mapping], base: Mapping[str, float | None]) -> str:
-    """A plain-text table of trials with deltas against the base model."""
-    shown = [
-        m
-        for m in TABLE_METRICS
-        if m == names.OBJECTIVE or any(r.get(m) is not None for r in [*trials, base])
-    ]
-    headers = ["trial", "status", *shown, f"Δ{names.VAL_MSE}", "Δsts", "hyperparameters"]
-    rows = []
-    for t in trials:
-        cells = [t["trial_id"], t["status"]]
-        cells += [_fmt(t.get(m)) for m in shown]
-        cells += [
-            _delta(t.get(names.VAL_MSE), base.get(names.VAL_MSE)),
-            _delta(t.get(names.STS_PEARSON), base.get(names.STS_PEARSON)),
-        ]
-        hps = ", ".join(f"{k}={_fmt(v)}" for k, v in t["hyperparameters"].items())
-        cells.append(hps if t["status"] == "COMPLETED" else f"{hps}  ({t.get('message')})")
-        rows.append(cells)
-    if base:
-        rows.insert(
-            0, ["base", "-", "-", *[_fmt(base.get(m)) for m in shown[1:]], "", "", "(untuned)"]
-        )
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    lines = [
-        "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [headers, *rows]
-    ]
-    return "\n".join(lines)
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
-    return str(value)
-
-
-def _delta(value: float | None, base: float | None) -> str:
-    if value is None or base is None:
-        return "-"
-    return f"{value - base:+.4f}"

@@ -58,16 +58,32 @@ class Cluster:
         )
 
 
+#: KerasTuner's variables for a distributed search, an alternative to the options.
+ENV_TUNER_ID, ENV_ORACLE_IP, ENV_ORACLE_PORT = (
+    "KERASTUNER_TUNER_ID",
+    "KERASTUNER_ORACLE_IP",
+    "KERASTUNER_ORACLE_PORT",
+)
+_ENV_HELP = (
+    f"set all three of {ENV_TUNER_ID} (chief, or worker-ID), {ENV_ORACLE_IP} and "
+    f"{ENV_ORACLE_PORT}, or use --role, --oracle HOST:PORT and --worker-id instead; "
+    "unset them for a single-process search."
+)
+
+
 def cluster_from_options(
     role: str | None, oracle: str | None, worker_id: str | None
 ) -> Cluster | None:
-    """The cluster from CLI options, else from KerasTuner's environment."""
-    env = os.environ
-    if role is None and "KERASTUNER_ORACLE_IP" in env:
-        tuner_id = env.get("KERASTUNER_TUNER_ID", "")
-        role = "chief" if "chief" in tuner_id else "worker"
-        oracle = oracle or f"{env['KERASTUNER_ORACLE_IP']}:{env.get('KERASTUNER_ORACLE_PORT', '')}"
-        worker_id = worker_id or tuner_id.removeprefix("worker-")
+    """The cluster from CLI options, else from KerasTuner's environment
+    (``KERASTUNER_TUNER_ID`` ``chief`` or ``worker-ID``, ``KERASTUNER_ORACLE_IP``,
+    ``KERASTUNER_ORACLE_PORT``: all three, or none)."""
+    if role is None and (from_env := _cluster_from_environment(os.environ)) is not None:
+        if oracle or worker_id:
+            raise UserError(
+                "--oracle/--worker-id need --role chief|worker; with the KERASTUNER_* "
+                "variables set, use either them or the three options, not both."
+            )
+        return from_env
     if role is None:
         if oracle or worker_id:
             raise UserError("--oracle/--worker-id need --role chief|worker.")
@@ -79,14 +95,40 @@ def cluster_from_options(
         raise UserError(f"--oracle '{oracle}': expected HOST:PORT, e.g. 10.0.0.5:8000.")
     if role == "worker" and not worker_id:
         raise UserError("--role worker needs a --worker-id unique to this worker, e.g. 1.")
-    if role == "worker" and (
-        not re.fullmatch(r"[A-Za-z0-9_.-]+", worker_id) or "chief" in worker_id
-    ):
+    if role == "worker" and not _valid_worker_id(worker_id):
         raise UserError(
             f"--worker-id '{worker_id}': use letters, digits, '.', '_' or '-' "
             "(and not the word 'chief', which KerasTuner reserves), e.g. 1."
         )
     return Cluster(role, host, int(port), worker_id or "")
+
+
+def _valid_worker_id(worker_id: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9_.-]+", worker_id)) and "chief" not in worker_id
+
+
+def _cluster_from_environment(env) -> Cluster | None:
+    """The cluster KerasTuner's variables describe; None when none is set. A
+    partial or malformed set is an error naming the variable: silently running a
+    single-process search would write a shared project directory on its own."""
+    names = (ENV_TUNER_ID, ENV_ORACLE_IP, ENV_ORACLE_PORT)
+    given = [name for name in names if env.get(name, "").strip()]
+    if not given:
+        return None
+    if missing := [name for name in names if name not in given]:
+        raise UserError(f"{', '.join(given)} set but not {', '.join(missing)}: {_ENV_HELP}")
+    tuner_id, host, port = (env[name].strip() for name in names)
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"{ENV_ORACLE_PORT}='{port}': expected a port number, e.g. 8000.")
+    if "chief" in tuner_id:  # as KerasTuner decides
+        return Cluster("chief", host, int(port))
+    worker_id = tuner_id.removeprefix("worker-")
+    if not _valid_worker_id(worker_id):
+        raise UserError(
+            f"{ENV_TUNER_ID}='{tuner_id}': use 'chief' or 'worker-ID' with an ID unique to "
+            "this worker, of letters, digits, '.', '_' or '-', e.g. worker-1."
+        )
+    return Cluster("worker", host, int(port), worker_id)
 
 
 def wait_for_oracle(cluster: Cluster, timeout: float) -> None:

@@ -30,13 +30,8 @@ class Inputs:
 
 
 def load_inputs(config: SearchConfig, objective, frames: Mapping[str, Any]) -> Inputs:
-    from domaintune.data.pairs import (
-        DEFAULT_COLUMNS,
-        file_sha256,
-        load_pairs,
-        pairs_sha256,
-        split_pairs,
-    )
+    from domaintune.data.pairs import DEFAULT_COLUMNS, file_sha256, load_pairs, pairs_sha256
+    from domaintune.data.split import cap_validation, split_validation
     from domaintune.data.sts import load_sts
     from domaintune.objectives import get_objective
     from domaintune.search.space import SearchSpace
@@ -57,16 +52,32 @@ def load_inputs(config: SearchConfig, objective, frames: Mapping[str, Any]) -> I
         val, val_report = load_pairs(val_source, name="val DataFrame", **config.pair_format)
         log.info(val_report.summary())
     else:
-        train, val = split_pairs(train, config.val_split, config.seed)
+        split = split_validation(train, config.val_split, config.seed)
+        log.info(split.summary())
+        train, val = split.train, split.val
+    capped = cap_validation(val, config.val_max_pairs, config.seed)
+    if len(capped) < len(val):  # scoring a trial stays seconds at any data size
+        note = f"--val-max-pairs {config.val_max_pairs:,}"
+        if val_source is None:  # held out of train, yet not sampled: say what it costs
+            note += (
+                f"; the other {len(val) - len(capped):,} held-out pairs train nothing, "
+                "a smaller --val-split keeps them for training"
+            )
+        log.info(f"Validation: sampled {len(capped):,} of {len(val):,} pairs ({note})")
+        val = capped
     log.info(f"Train: {len(train)} pairs, validation: {len(val)} pairs")
+    if 0 < config.pairs_per_epoch < len(train):
+        log.info(
+            f"Pairs budget: each epoch trains on a seeded sample of {config.pairs_per_epoch:,} "
+            "of the pairs its loss uses, a different one each epoch (--pairs-per-epoch)"
+        )
     if config.augment:
         train = _augmented(train, val, config.augment)
     _check_positive_pairs(space, train)
     retrieval = _validation_retrieval(val, config)
     sts = load_sts(config.sts, "dev", required=config.sts.lower() not in ("auto", ""))
     objective.validate(sts_available=sts is not None)
-    if sts is None:
-        log.info("STS-B not used: the objective is domain-only (marked as such in results).")
+    _log_guard(config, sts is not None)
     columns = config.pair_format.get("columns", DEFAULT_COLUMNS)
     config.train_sha256 = pairs_sha256(train_source, columns)
     config.val_sha256 = pairs_sha256(val_source, columns) if val_source is not None else None
@@ -74,6 +85,14 @@ def load_inputs(config: SearchConfig, objective, frames: Mapping[str, Any]) -> I
     config.sts_sha256 = file_sha256(sts.source) if sts is not None else None
     config.space = space.summary()
     return Inputs(space, objective, train, val, retrieval, sts)
+
+
+def _log_guard(config: SearchConfig, sts_measured: bool) -> None:
+    """The start banner's word on the STS-B guard: a warning when it is off."""
+    from domaintune.reporting.status import guard_of
+
+    guard = guard_of({**vars(config), "sts_source": "STS-B" if sts_measured else None}, {})
+    (log.info if guard.on else log.warning)(guard.status())
 
 
 def _augmented(train: PairSet, val: PairSet, kinds: Sequence[str]) -> PairSet:

@@ -9,6 +9,7 @@ YAML/JSON file maps names to the same forms (a value, a list, or
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -143,3 +144,49 @@ def load_hp_file(path: Path) -> dict[str, Any]:
             "a list of values, or {min: .., max: ..}."
         )
     return dict(data)
+
+
+def hp_overrides(
+    hp: Mapping[str, Any] | None, hp_file: Any, epochs: int | None, loss: Any
+) -> dict[str, Any]:
+    """The Python API's hyperparameter forms (``hp``, ``hp_file``, ``epochs``,
+    ``loss``) as the search space's overrides."""
+    overrides = load_hp_file(Path(hp_file)) if hp_file else {}
+    for name, spec in (hp or {}).items():
+        if isinstance(spec, tuple):
+            if len(spec) != 2:
+                raise UserError(f"--hp {name}: a range is a (min, max) tuple, got {spec!r}.")
+            spec = (spec[0], spec[1], "range")
+        elif not isinstance(spec, (list, Mapping)):
+            spec = [spec]
+        overrides[name] = spec
+    if epochs is not None:
+        if "epochs" in overrides:
+            raise UserError("--epochs and --hp epochs=... both set the epochs; keep one.")
+        overrides["epochs"] = [epochs]
+    for name, spec in _loss_overrides(loss).items():
+        if name in overrides:
+            raise UserError(f"loss= and hp {name!r} both set the loss's {name}; keep one.")
+        overrides[name] = spec
+    return overrides
+
+
+def _loss_overrides(loss: Any) -> dict[str, Any]:
+    """A loss name or names -> loss=[...]; an instance also fixes its settings."""
+    if loss is None:
+        return {}
+    if isinstance(loss, str):
+        return {"loss": [loss]}
+    if isinstance(loss, (list, tuple)) and all(isinstance(x, str) for x in loss):
+        return {"loss": list(loss)}
+    if not (
+        dataclasses.is_dataclass(loss)
+        and not isinstance(loss, type)
+        and isinstance(getattr(loss, "name", None), str)
+    ):
+        raise UserError(
+            f"loss={loss!r}: give a loss name, a list of names, or an instance "
+            "of a domaintune.models.losses class, e.g. InBatchNegatives(scale=30.0)."
+        )
+    settings = {f.name: [getattr(loss, f.name)] for f in dataclasses.fields(loss)}
+    return {"loss": [loss.name], **settings}

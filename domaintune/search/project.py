@@ -37,7 +37,14 @@ RESUME_KEYS = (
     "space",
     "interpolate",
     "recipe",
+    "prune",
+    "val_max_pairs",
+    "pairs_per_epoch",
 )
+#: --prune choices (see search/pruning.py).
+PRUNERS = ("none", "median")
+#: --checkpoint-minutes default: a running trial's state is saved this often.
+CHECKPOINT_MINUTES = 10.0
 #: Where the pairs of a DataFrame given as train/val are kept in the project dir.
 FRAME_FILES = {"train": "train_pairs.csv", "val": "val_pairs.csv"}
 
@@ -67,6 +74,12 @@ class SearchConfig:
     augment: list[str] = field(default_factory=list)  # surface-variant kinds added to train
     # --interpolate: weights of base + a * (trained - base) scored per trial ([1.0]: none)
     interpolate: list[float] = field(default_factory=lambda: [1.0])
+    prune: str = "none"  # --prune: "median" stops trials worse than the median per epoch
+    val_max_pairs: int = 2000  # --val-max-pairs: validation sampled to at most this (0: all)
+    pairs_per_epoch: int = 0  # --pairs-per-epoch: a seeded sample of train per epoch (0: all)
+    # --checkpoint-minutes: a running trial's state every M minutes (0: never).
+    # Not a resume key: how often a state is saved does not change the trials.
+    checkpoint_minutes: float = CHECKPOINT_MINUTES
     # Filled in by run_search:
     train_sha256: str = ""
     val_sha256: str | None = None

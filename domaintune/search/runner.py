@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,22 +16,25 @@ from typing import Any
 from domaintune import kt_compat
 from domaintune._io import write_atomic
 from domaintune.errors import UserError
-from domaintune.evaluation import names
 from domaintune.reporting.results import (
     BASE_METRICS_FILE,
     failure_reason,
-    format_table,
     load_base_metrics,
+    load_config,
     load_trials,
     ranked,
 )
+from domaintune.reporting.status import guard_of, worse_warning
+from domaintune.reporting.table import WIDTH, format_results
 from domaintune.search.callbacks import SearchCallback
 from domaintune.search.inputs import Inputs, load_inputs
 from domaintune.search.interpolation import interpolates, parse_alphas
 from domaintune.search.progress import Reporter, finished_trials
-from domaintune.search.project import SearchConfig, keep_frames, prepare_project_dir
+from domaintune.search.project import PRUNERS, SearchConfig, keep_frames, prepare_project_dir
 
 STRATEGIES = ("none", "mirrored")
+#: How many of the best trials the end-of-search summary shows.
+SUMMARY_TRIALS = 5
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +91,7 @@ def run_search(
         log.info(f"Each trial is scored at base + alpha * (trained - base), alpha in {shown}")
     oracle = _make_oracle(config, inputs.space, distributed=cluster is not None)
     if chief:
-        _serve_as_chief(oracle, project_dir, inputs, cluster, lease_seconds, config.interpolate)
+        _serve_as_chief(oracle, project_dir, inputs, cluster, lease_seconds)
     else:
         if cluster is not None:
             cluster.export_environment()
@@ -113,55 +117,78 @@ def _check_choices(config: SearchConfig, strategy: str | None) -> None:
     if strategy not in (None, *STRATEGIES):
         raise UserError(f"--strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}.")
     config.interpolate = parse_alphas(config.interpolate)  # canonical: the resume key
+    minutes = config.checkpoint_minutes
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes >= 0:
+        raise UserError(
+            f"--checkpoint-minutes {config.checkpoint_minutes!r}: give minutes >= 0 (0: never)."
+        )
+    if config.prune not in PRUNERS:
+        raise UserError(f"--prune {config.prune!r}: choose one of {', '.join(PRUNERS)}.")
+    for option in ("val_max_pairs", "pairs_per_epoch"):
+        value = getattr(config, option)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise UserError(
+                f"--{option.replace('_', '-')} {value!r}: give a whole number of pairs >= 0 "
+                "(0: no limit)."
+            )
 
 
 def _make_oracle(config: SearchConfig, space, *, distributed: bool):
-    from domaintune.search.tuner import make_oracle
+    from domaintune.search.oracles import make_oracle
 
-    epochs = space.params["epochs"]
-    max_epochs = int(
-        {"choice": lambda: max(epochs.values), "fixed": lambda: epochs.default}.get(
-            epochs.kind, lambda: epochs.high
-        )()
-    )
     # Distributed: a trial whose worker died is retried once on another worker.
     return make_oracle(
         config.tuner,
         space,
         max_trials=config.max_trials,
-        max_epochs=max_epochs,
+        max_epochs=_max_epochs(space),
         seed=config.seed,
         max_consecutive_failures=config.max_consecutive_failures,
         max_retries_per_trial=1 if distributed else 0,
     )
 
 
-def _write_experiment_config(project_dir: Path, space, alphas: Sequence[float]) -> None:
-    from domaintune.reporting.tensorboard_logging import write_experiment_config
+def _max_epochs(space) -> int:
+    epochs = space.params["epochs"]
+    return int(
+        {"choice": lambda: max(epochs.values), "fixed": lambda: epochs.default}.get(
+            epochs.kind, lambda: epochs.high
+        )()
+    )
 
-    write_experiment_config(
+
+def _write_base_run(
+    project_dir: Path, config: SearchConfig, inputs: Inputs, encoder, base: dict, scores: dict
+) -> None:
+    """TensorBoard's ``base`` run: the HParams config (the searched
+    hyperparameters, the metrics the trials have), the base's metrics (its
+    ``scores`` by the objective too) and heatmap, and the STS-B guard's state."""
+    from dataclasses import asdict
+
+    from domaintune.data.titles import TUTORIAL_TITLES
+    from domaintune.reporting.plotting import cosine_similarity_matrix
+    from domaintune.reporting.status import guard_of
+    from domaintune.reporting.tensorboard_logging import trial_metric_names, write_base_run
+
+    titles = list(TUTORIAL_TITLES)
+    write_base_run(
         project_dir / "logs",
-        space.hparam_specs(),
-        [
-            names.OBJECTIVE,
-            names.VAL_MSE,
-            names.VAL_SPEARMAN,
-            names.RETRIEVAL_R1,
-            names.STS_PEARSON,
-            names.DOMAIN_TERM,
-            names.STS_TERM,
-            *([names.ALPHA] if interpolates(alphas) else []),
-        ],
+        inputs.space.hparam_specs(),
+        trial_metric_names(
+            base,
+            scores,
+            domain_metric=config.domain_metric,
+            interpolates=interpolates(config.interpolate),
+        ),
+        base_metrics={**base, **scores},
+        notes=[guard_of(asdict(config), base).status()],
+        heatmap=(titles, cosine_similarity_matrix(encoder.encode_fn()(titles))),
+        last_step=_max_epochs(inputs.space),
     )
 
 
 def _serve_as_chief(
-    oracle,
-    project_dir: Path,
-    inputs: Inputs,
-    cluster,
-    lease_seconds: float,
-    alphas: Sequence[float],
+    oracle, project_dir: Path, inputs: Inputs, cluster, lease_seconds: float
 ) -> None:
     from domaintune import kt_compat
     from domaintune.search.distributed import serve_oracle
@@ -171,7 +198,6 @@ def _serve_as_chief(
         kt_compat.resume_oracle(oracle, project_dir / "oracle.json")
         log.info(f"Resuming the search's oracle state from {project_dir}")
     oracle.verbose = 0
-    _write_experiment_config(project_dir, inputs.space, alphas)
     try:
         serve_oracle(oracle, cluster, lease_seconds)
     except RuntimeError as exc:
@@ -207,11 +233,19 @@ def _run_trials(
 ) -> None:
     """Run this process's trials with ``encoder`` (under the distribution
     ``strategy``, or None)."""
-    from domaintune.search.tuner import SearchData, SiameseTuner, planned_trials
+    from domaintune.search.oracles import planned_trials
+    from domaintune.search.tuner import SearchData, SiameseTuner
 
-    data = SearchData(inputs.train, inputs.val, inputs.sts, {}, retrieval=inputs.retrieval)
+    data = SearchData(
+        inputs.train,
+        inputs.val,
+        inputs.sts,
+        {},
+        retrieval=inputs.retrieval,
+        pairs_per_epoch=config.pairs_per_epoch,
+    )
     data.base_metrics = _base_metrics(project_dir, encoder, data)
-    inputs.objective.score(data.base_metrics, data.base_metrics)  # fails now, not per trial
+    base_scores = inputs.objective.score(data.base_metrics, data.base_metrics)  # fails now
     done = finished_trials(project_dir)
     reporter = Reporter(planned_trials(oracle, config.max_trials), project_dir)
     tuner = SiameseTuner(
@@ -227,9 +261,10 @@ def _run_trials(
         strategy=strategy,
         oracle_patience=oracle_patience,
         alphas=config.interpolate,
+        prune=config.prune,
+        checkpoint_minutes=config.checkpoint_minutes,
     )
-    if not distributed:  # the chief writes it in a distributed search
-        _write_experiment_config(project_dir, inputs.space, config.interpolate)
+    _write_base_run(project_dir, config, inputs, encoder, data.base_metrics, base_scores)
     if done:
         log.info(f"Resuming: {done} trial(s) already finished in {project_dir}")
     try:
@@ -276,10 +311,23 @@ def _base_metrics(project_dir: Path, encoder, data) -> dict:
 
 
 def _log_summary(project_dir: Path, base: dict) -> None:
-    best = ranked(load_trials(project_dir))[:5]
+    """The best trials against the base, whether the STS-B guard was on, a
+    warning when the best is worse than the base on a measured metric."""
+    trials = load_trials(project_dir)
+    config = load_config(project_dir)
+    best = ranked(trials)
     if not best:
-        log.info("No trial completed.")
+        log.info(f"No trial completed. {guard_of(config, base).status()}")
         return
-    log.info("\nBest trials (deltas against the untuned base model):")
-    log.info(format_table(best, base))
+    shown = min(len(best), SUMMARY_TRIALS)
+    more = (
+        f" ({shown} of {len(trials)}; all of them: domaintune results {project_dir})"
+        if len(trials) > shown
+        else ""
+    )
+    log.info(f"\nBest trials{more}:")
+    log.info(format_results(trials, base, config, limit=SUMMARY_TRIALS))
+    warning = worse_warning(best[0], base, config)
+    if warning:
+        log.info("\n" + textwrap.fill(warning, WIDTH))  # part of the summary, on stdout
     log.info(f"\nExport the best: domaintune export {project_dir} --out exported-model")

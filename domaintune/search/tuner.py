@@ -28,7 +28,7 @@ from domaintune.models.siamese import build_model
 from domaintune.models.trainable_encoder import CHECKPOINT_NAME, TrainableEncoder
 from domaintune.objectives import Objective
 from domaintune.reporting.results import failure_reason
-from domaintune.reporting.tensorboard_logging import TrialLogger
+from domaintune.reporting.tensorboard_logging import TrialLogger, run_name
 from domaintune.search.callbacks import SearchCallback
 from domaintune.search.distributed import Heartbeat, RetryingOracle
 from domaintune.search.fit_callbacks import (
@@ -38,8 +38,12 @@ from domaintune.search.fit_callbacks import (
     changed_rows,
 )
 from domaintune.search.interpolation import NO_INTERPOLATION, score_interpolations
+from domaintune.search.project import CHECKPOINT_MINUTES
+from domaintune.search.pruning import EpochScoring, MedianRule
 from domaintune.search.space import SearchSpace
 from domaintune.search.trial_batches import trial_batches
+from domaintune.search.trial_progress import TrainingProgress
+from domaintune.search.trial_state import prune_states, trial_checkpoints
 
 
 @dataclass
@@ -51,50 +55,7 @@ class SearchData:
     sts: Any | None  # StsPairs, or None for a domain-only search
     base_metrics: dict[str, float | None]
     retrieval: Any | None = None  # RetrievalSet from the validation pairs, if any
-
-
-def make_oracle(
-    kind: str,
-    space: SearchSpace,
-    *,
-    max_trials: int,
-    max_epochs: int,
-    seed: int,
-    max_consecutive_failures: int,
-    max_retries_per_trial: int = 0,
-):
-    """One of KerasTuner's oracles over ``space``, minimising ``objective``."""
-    objective = kt.Objective(names.OBJECTIVE, "min")
-    common = dict(
-        objective=objective,
-        seed=kt_compat.oracle_seed(seed),
-        tune_new_entries=False,
-        allow_new_entries=False,
-        max_retries_per_trial=max_retries_per_trial,
-        max_consecutive_failed_trials=max_consecutive_failures,
-    )
-    hp = space.kt_hyperparameters(grid=(kind == "grid"))
-    if kind == "random":
-        return kt.oracles.RandomSearchOracle(max_trials=max_trials, hyperparameters=hp, **common)
-    if kind == "bayesian":
-        return kt.oracles.BayesianOptimizationOracle(
-            max_trials=max_trials, hyperparameters=hp, **common
-        )
-    if kind == "grid":
-        return kt.oracles.GridSearchOracle(max_trials=max_trials, hyperparameters=hp, **common)
-    if kind == "hyperband":
-        # Hyperband sizes itself from max_epochs: it has no max_trials.
-        return kt.oracles.HyperbandOracle(
-            max_epochs=max_epochs, factor=3, hyperband_iterations=1, hyperparameters=hp, **common
-        )
-    raise ValueError(f"unknown tuner {kind!r}; choose from {kt_compat.TUNERS}")
-
-
-def planned_trials(oracle, max_trials: int) -> int:
-    """How many trials the oracle will run (Hyperband decides for itself)."""
-    if isinstance(oracle, kt.oracles.HyperbandOracle):
-        return kt_compat.hyperband_planned_trials(oracle)
-    return max_trials
+    pairs_per_epoch: int = 0  # --pairs-per-epoch: each epoch's sample of train (0: all)
 
 
 class SiameseTuner(kt.Tuner):
@@ -119,8 +80,12 @@ class SiameseTuner(kt.Tuner):
         strategy=None,
         oracle_patience: float = 300.0,
         alphas: Sequence[float] = NO_INTERPOLATION,
+        prune: str = "none",
+        checkpoint_minutes: float = CHECKPOINT_MINUTES,
     ):
         self.encoder = encoder
+        self.checkpoint_minutes = checkpoint_minutes  # in-trial state saves (0: none)
+        self.prune = prune  # --prune: "median" scores every epoch and stops hopeless trials
         self.alphas = tuple(alphas)  # --interpolate weights, scored after training
         self.space = space
         self.distributed = distributed
@@ -167,6 +132,16 @@ class SiameseTuner(kt.Tuner):
         with self._phase(trial_id, "build"):
             model = self._model_for(trial.hyperparameters, values)
         epochs = int(values.get("tuner/epochs", values["epochs"]))
+        checkpoints = trial_checkpoints(
+            Path(self.get_trial_dir(trial_id)),
+            trial_id,
+            values,
+            minutes=self.checkpoint_minutes,
+            seed=self.seed + int(trial_id),
+            start_epoch=initial_epoch,
+            encoder=self.encoder,
+            pairs=len(data.train),
+        )
         # The loss decides the batches (unique texts? positives only?), the
         # values their hard negatives (mined ones: by a callback, per epoch).
         train, val, mining = trial_batches(
@@ -176,21 +151,36 @@ class SiameseTuner(kt.Tuner):
             data.val,
             seed=self.seed + int(trial.trial_id),
             encode=lambda: self.encoder.encode_fn(case_fold=bool(values.get("case_fold"))),
+            pairs_per_epoch=data.pairs_per_epoch,
+            sample_seed=self.seed,  # the search's: trials' epochs are comparable samples
         )
         changed = changed_rows(model) if self._from_base else None
+        best_epoch = RestoreBestEpoch(self.encoder, epochs - 1, changed)
         with TrialLogger(self.logdir, trial.trial_id) as logger:
+            scoring = self._epoch_scoring(trial_id, data, values, logger)
             with self._phase(trial_id, "fit"):
                 history = model.fit(
-                    train,
+                    checkpoints.dataset(train),
                     validation_data=val,
                     epochs=epochs,
                     initial_epoch=initial_epoch,
                     verbose=0,
                     callbacks=[
                         EpochLog(logger),
+                        TrainingProgress(
+                            run_name(trial_id),
+                            epochs=epochs,
+                            pairs_per_epoch=min(
+                                data.pairs_per_epoch or len(data.train), len(data.train)
+                            ),
+                            batch_size=int(values["batch_size"]),
+                        ),
                         StopOnNonFinite(),
-                        RestoreBestEpoch(self.encoder, epochs - 1, changed),
+                        # Scored before a restore can change the weights:
+                        *([scoring] if scoring is not None else []),
+                        best_epoch,
                         *mining,
+                        checkpoints.watching(best_epoch, mining),  # last: saves what they did
                     ],
                 )
             losses = history.history.get("loss", [])
@@ -205,14 +195,31 @@ class SiameseTuner(kt.Tuner):
                     self.encoder, self.alphas, changed, lambda: self._score(data, values)
                 )
             results[names.EPOCHS_RUN] = float(len(losses))
+            if scoring is not None:
+                if scoring.stopped_at is not None:
+                    results[names.STOPPED_AT_EPOCH] = float(scoring.stopped_at)
+                scoring.finish()
             if self._worth_keeping(results[names.OBJECTIVE]):
                 with self._phase(trial_id, "checkpoint"):
                     self.save_model(trial_id, model)
             last_epoch = initial_epoch + len(losses)
-            logger.log_final(_loggable(values), results, step=last_epoch)
+            logger.log_final(_loggable(values), results, last_epoch, self.space.hparam_specs())
             with self._phase(trial_id, "heatmap"):
                 _log_heatmap(logger, self.encoder, last_epoch, bool(values.get("case_fold")))
         return results
+
+    def _epoch_scoring(self, trial_id: str, data: SearchData, values: dict, logger):
+        """The fit callback that scores every epoch (``--prune median``), or None."""
+        if self.prune == "none":
+            return None
+        return EpochScoring(
+            Path(self.get_trial_dir(trial_id)),
+            MedianRule(Path(self.project_dir), trial_id),
+            lambda: self._score(data, values),
+            lambda epoch, metrics: logger.log_epoch(
+                epoch, {names.OBJECTIVE: metrics[names.OBJECTIVE]}
+            ),
+        )
 
     def _score(self, data: SearchData, values: dict) -> dict[str, float]:
         """The metrics and objective of the encoder's current weights."""
@@ -365,8 +372,18 @@ class SiameseTuner(kt.Tuner):
             trial_id = path.parent.name.removeprefix("trial_")
             if path.name == CHECKPOINT_NAME and trial_id in keep:
                 continue
-            if self.oracle.get_trial(trial_id).status in ("COMPLETED", "FAILED", "INVALID"):
+            if self._status(trial_id) in ("COMPLETED", "FAILED", "INVALID"):
                 path.unlink(missing_ok=True)
+        prune_states(project, self._status)
+
+    def _status(self, trial_id: str) -> str | None:
+        """The oracle's status of a trial dir's trial; None for a dir it does not
+        know (e.g. ids padded to another --max-trials' digits by an earlier run
+        whose last oracle state was never saved): not ours to delete."""
+        try:
+            return self.oracle.get_trial(trial_id).status
+        except KeyError:
+            return None
 
 
 def _loggable(values: dict) -> dict:
