@@ -99,3 +99,23 @@ def heldout_retrieval(occupations, heldout_uris):
                 queries.append(alt)
                 targets.append(o.labels["en"].preferred)
     return RetrievalSet(queries=queries, targets=targets, corpus=corpus, source="ESCO holdout")
+
+
+# ---------------------------------------------------------------- ESCO label pairs
+
+ESCO_LANGUAGES = ("en", "de", "fr", "es", "it", "nl")
+
+
+def esco_label_rows(seed: int = 0) -> list[tuple[str, str]]:
+    """(first alternative label, preferred label) of every occupation in the six
+    shared ESCO languages, in a seeded random order: the training benchmarks' pairs."""
+    import pandas as pd
+
+    rows = []
+    for language in ESCO_LANGUAGES:
+        frame = pd.read_csv(SHARED_DATA / "esco" / f"occupations_{language}.csv")
+        for preferred, alternatives in zip(frame.preferredLabel, frame.altLabels.fillna("")):
+            first = next((a for a in str(alternatives).split("\n") if a.strip()), None)
+            if first:
+                rows.append((first, preferred))
+    return [rows[i] for i in np.random.default_rng(seed).permutation(len(rows))]

@@ -19,10 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-ESCO = REPO.parent / "shared" / "data" / "esco"
-LANGUAGES = ("en", "de", "fr", "es", "it", "nl")
-
 
 def _memory_mb() -> dict[str, float]:
     fields = {}
@@ -35,19 +31,11 @@ def _memory_mb() -> dict[str, float]:
 
 def _pairs(batch_size: int, hard: bool):
     import numpy as np
-    import pandas as pd
+    from _measure import esco_label_rows
 
     from domaintune.data.pairs import PairSet
 
-    rows = []
-    for language in LANGUAGES:
-        frame = pd.read_csv(ESCO / f"occupations_{language}.csv")
-        for preferred, alternatives in zip(frame.preferredLabel, frame.altLabels.fillna("")):
-            first = next((a for a in str(alternatives).split("\n") if a.strip()), None)
-            if first:
-                rows.append((first, preferred))
-    rng = np.random.default_rng(0)
-    rows = [rows[i] for i in rng.permutation(len(rows))[: 4 * batch_size]]
+    rows = esco_label_rows()[: 4 * batch_size]
     # A hard negative per pair: another pair's label, made distinct.
     negatives = [f"{rows[(i + 1) % len(rows)][1]} assistant" for i in range(len(rows))]
     return PairSet(

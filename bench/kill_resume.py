@@ -33,26 +33,14 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-ESCO = REPO.parent / "shared" / "data" / "esco"
-LANGUAGES = ("en", "de", "fr", "es", "it", "nl")
-
 
 def _esco_pairs():
     import numpy as np
-    import pandas as pd
+    from _measure import esco_label_rows
 
     from domaintune.data.pairs import PairSet
 
-    rows = []
-    for language in LANGUAGES:
-        frame = pd.read_csv(ESCO / f"occupations_{language}.csv")
-        for preferred, alternatives in zip(frame.preferredLabel, frame.altLabels.fillna("")):
-            first = next((a for a in str(alternatives).split("\n") if a.strip()), None)
-            if first:
-                rows.append((first, preferred))
-    order = np.random.default_rng(0).permutation(len(rows))
-    rows = [rows[i] for i in order]
+    rows = esco_label_rows()
     scores = np.ones(len(rows), np.float32)
     return PairSet([a for a, _ in rows], [b for _, b in rows], scores, "esco", None)
 
