@@ -92,3 +92,12 @@ def test_prune_is_a_resume_setting(tmp_path, tiny_model_dir):
         + ["--prune", "median"],
     )
     assert result.exit_code == 1 and "different settings (prune)" in result.output
+
+
+def test_unknown_prune_is_a_user_error_before_anything_is_written(tmp_path):
+    import domaintune as dt
+    from domaintune.errors import UserError
+
+    with pytest.raises(UserError, match="--prune 'mean': choose one of none, median"):
+        dt.search(prune="mean", sts="none", project_dir=tmp_path / "p")
+    assert not (tmp_path / "p").exists()
