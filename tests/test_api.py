@@ -7,6 +7,7 @@ and the shared STS-B for the README example.
 from __future__ import annotations
 
 import ast
+import gc
 import json
 import logging
 import os
@@ -286,6 +287,23 @@ def test_on_trial_end_gets_trial_records_and_progress_is_logged(
     assert any(line.startswith("Trial 2/2 (trial-1)") for line in lines)
     assert any("FAILED: training diverged" in line for line in lines)
     assert capsys.readouterr().out == ""
+
+
+def test_trials_freeze_what_survives_them_and_the_search_unfreezes_it(tmp_path, tiny_model_dir):
+    # With TensorFlow loaded a full collection after each trial took 0.5 s:
+    # what survives a trial is frozen, so the next collections skip it, and
+    # the collector gets it back when the search ends (a notebook that runs
+    # searches must not keep their garbage cycles for good).
+    frozen: list[int] = []
+
+    class Frozen(SearchCallback):
+        def on_trial_begin(self, trial_id, hyperparameters):
+            frozen.append(gc.get_freeze_count())
+
+    gc.unfreeze()
+    dt.search(base=tiny_model_dir, project_dir=tmp_path / "p", callbacks=[Frozen()], **FAST)
+    assert frozen[0] == 0 and frozen[1] > 0
+    assert gc.get_freeze_count() == 0
 
 
 def test_cli_prints_the_progress_on_stdout(tmp_path, tiny_model_dir):

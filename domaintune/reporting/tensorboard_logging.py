@@ -176,9 +176,21 @@ def _flat_scalars(metrics: Mapping[str, float], steps: Iterable[int]) -> None:
             tf.summary.scalar(str(tag), float(value), step=int(step))
 
 
-def _heatmap(tag: str, titles: Sequence[str], similarity: np.ndarray, title: str, step: int):
+HEATMAP_TAG = "similarity_heatmap"
+
+
+def heatmap_title(run: str) -> str:
+    """The title of a run's similarity heatmap."""
+    return f"{run}: cosine similarity"
+
+
+def heatmap_png(titles: Sequence[str], similarity: np.ndarray, title: str) -> bytes:
+    """The TensorBoard card's similarity heatmap, as PNG bytes."""
+    return plotting.similarity_heatmap_png(titles, similarity, title, card=True)
+
+
+def _image(tag: str, png: bytes, step: int) -> None:
     tf = tf_runtime.load().tf
-    png = plotting.similarity_heatmap_png(titles, similarity, title, card=True)
     image = tf.io.decode_png(png, channels=3)
     tf.summary.image(tag, tf.expand_dims(image, 0), step=int(step))
 
@@ -261,7 +273,7 @@ def write_base_run(
             _flat_scalars(values, range(last_step + 1))
             if heatmap is not None:
                 titles, similarity = heatmap
-                _heatmap("similarity_heatmap", titles, similarity, "base: cosine similarity", 0)
+                _image(HEATMAP_TAG, heatmap_png(titles, similarity, heatmap_title("base")), 0)
     finally:
         writer.close()
     if event_files(run_dir) - before:  # the new run is on disk
@@ -355,13 +367,12 @@ class TrialLogger:
     ) -> None:
         """The similarity heatmap as image ``similarity_heatmap`` at ``step``,
         titled with the run's name unless ``title`` is given."""
+        png = heatmap_png(titles, similarity, title or heatmap_title(self.run))
+        self.log_heatmap_png(png, step)
+
+    def log_heatmap_png(self, png: bytes, step: int = 0) -> None:
+        """A heatmap drawn already (:func:`heatmap_png`), as :meth:`log_heatmap` logs it."""
         writer = self._active_writer()
         with writer.as_default():
-            _heatmap(
-                "similarity_heatmap",
-                titles,
-                similarity,
-                title or f"{self.run}: cosine similarity",
-                step,
-            )
+            _image(HEATMAP_TAG, png, step)
         writer.flush()

@@ -21,7 +21,6 @@ import keras_tuner as kt
 
 from domaintune import kt_compat, tf_runtime
 from domaintune._io import temp_glob
-from domaintune.data.titles import TUTORIAL_TITLES
 from domaintune.evaluation import names
 from domaintune.evaluation.trial import encoder_metrics
 from domaintune.models.siamese import build_model
@@ -42,6 +41,7 @@ from domaintune.search.project import CHECKPOINT_MINUTES
 from domaintune.search.pruning import EpochScoring, MedianRule
 from domaintune.search.space import SearchSpace
 from domaintune.search.trial_batches import trial_batches
+from domaintune.search.trial_heatmap import TrialHeatmap
 from domaintune.search.trial_progress import TrainingProgress
 from domaintune.search.trial_state import prune_states, trial_checkpoints
 
@@ -190,10 +190,15 @@ class SiameseTuner(kt.Tuner):
                 raise kt.errors.FailedTrialError(
                     f"training diverged (loss {losses}); lower learning_rate or clipnorm"
                 )
+            case_fold = bool(values.get("case_fold"))
+            # Drawn while the trial scores, unless scoring picks other weights.
+            early = self.alphas == NO_INTERPOLATION
+            heatmap = TrialHeatmap(self.encoder, trial_id, case_fold) if early else None
             with self._phase(trial_id, "score"):  # at each --interpolate weight
                 results = score_interpolations(
                     self.encoder, self.alphas, changed, lambda: self._score(data, values)
                 )
+            heatmap = heatmap or TrialHeatmap(self.encoder, trial_id, case_fold)
             results[names.EPOCHS_RUN] = float(len(losses))
             if scoring is not None:
                 if scoring.stopped_at is not None:
@@ -204,8 +209,8 @@ class SiameseTuner(kt.Tuner):
                     self.save_model(trial_id, model)
             last_epoch = initial_epoch + len(losses)
             logger.log_final(_loggable(values), results, last_epoch, self.space.hparam_specs())
-            with self._phase(trial_id, "heatmap"):
-                _log_heatmap(logger, self.encoder, last_epoch, bool(values.get("case_fold")))
+            with self._phase(trial_id, "heatmap"):  # what drawing is left
+                heatmap.log(logger, last_epoch)
         return results
 
     def _epoch_scoring(self, trial_id: str, data: SearchData, values: dict, logger):
@@ -261,6 +266,8 @@ class SiameseTuner(kt.Tuner):
             self._model = None
             rt = tf_runtime.load()
             rt.tf_keras.backend.clear_session()  # free the previous graph
+            gc.unfreeze()  # its cycles were frozen at the end of trials
+            gc.collect()
             # Seeded per build, not per trial: set_seed makes TF re-instantiate
             # the traced functions (~2-5 s). The graph has no random ops; the
             # shuffle is seeded per trial in pair_dataset.
@@ -307,6 +314,12 @@ class SiameseTuner(kt.Tuner):
         self._from_base = False
         return self.encoder
 
+    def search(self, *args, **kwargs) -> None:
+        try:
+            super().search(*args, **kwargs)
+        finally:
+            gc.unfreeze()  # what on_trial_end froze can be collected again
+
     def on_trial_begin(self, trial) -> None:
         super().on_trial_begin(trial)
         self._trial_started = time.monotonic()
@@ -324,10 +337,12 @@ class SiameseTuner(kt.Tuner):
             raise
         finally:
             self.prune_checkpoints()
-            # A trial leaves cyclic garbage (a matplotlib figure and its ~7 MB
-            # canvas, tf.data pipelines) that Python's rare full collections
-            # would free only much later: peak memory would creep up.
+            # A trial leaves cyclic garbage (matplotlib figures, tf.data
+            # pipelines): collected now, not in a rare full collection, or peak
+            # memory would creep up. What survives is long-lived (encoder,
+            # traced steps): frozen, the next collection skips it (0.5 s).
             gc.collect()
+            gc.freeze()
             self._report_trial_end(trial.trial_id)
 
     def _report_trial_end(self, trial_id: str) -> None:
@@ -355,14 +370,10 @@ class SiameseTuner(kt.Tuner):
         return keep
 
     def prune_checkpoints(self) -> None:
-        """Delete the encoder checkpoints of ended trials that are not kept,
-        and the temp files of ended trials' checkpoint writes: what a process
-        killed mid-write leaves (a write in progress is a running trial's).
-
-        Works from the files on disk, so in a distributed search each worker
-        prunes the shared directory; a trial still running elsewhere is left
-        alone.
-        """
+        """Delete the checkpoints of ended trials not kept, and the temp files
+        of ended trials' checkpoint writes (a kill mid-write leaves them).
+        Works from the files on disk: in a distributed search each worker
+        prunes the shared directory, leaving trials running elsewhere alone."""
         keep = self.protected_trial_ids()
         project = Path(self.project_dir)
         paths = list(project.glob(f"trial_*/{temp_glob(CHECKPOINT_NAME)}"))
@@ -388,13 +399,3 @@ class SiameseTuner(kt.Tuner):
 
 def _loggable(values: dict) -> dict:
     return {k: v for k, v in values.items() if not k.startswith("tuner/") or k == "tuner/epochs"}
-
-
-def _log_heatmap(
-    logger: TrialLogger, encoder: TrainableEncoder, step: int, case_fold: bool = False
-) -> None:
-    from domaintune.reporting.plotting import cosine_similarity_matrix
-
-    titles = list(TUTORIAL_TITLES)
-    embeddings = encoder.encode_fn(case_fold=case_fold)(titles)  # as the trial scores
-    logger.log_heatmap(titles, cosine_similarity_matrix(embeddings), step=step)
