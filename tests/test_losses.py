@@ -113,10 +113,11 @@ def test_loss_names_match_the_search_space():
 
 
 class _Pairs:
-    def __init__(self, a, b, scores, hard=None):
+    def __init__(self, a, b, scores, hard=None, concepts=None):
         self.texts_a, self.texts_b = a, b
         self.scores = np.asarray(scores, np.float32)
         self.hard_negatives = hard
+        self.concepts = concepts
 
     def __len__(self):
         return len(self.scores)
@@ -136,6 +137,24 @@ def test_in_batch_batches_never_repeat_a_text():
         assert len(texts) == len(set(texts)), texts
         seen_rows += len(ta)
     assert seen_rows == len(a)  # every pair is used once per epoch
+
+
+def test_in_batch_batches_never_hold_two_pairs_of_one_concept():
+    # Six occupations, each named differently in every row (labels in other
+    # languages): only the concept column tells that two rows are one concept.
+    concepts = [f"occ{i % 6}" for i in range(60)]
+    a = [f"label {i}" for i in range(60)]
+    b = [f"autre {i}" for i in range(60)]
+    concepts[7] = ""  # a pair without a concept is batched by its texts alone
+    pairs = _Pairs(a, b, np.ones(60), concepts=concepts)
+    rows_of = {(x, y): c for x, y, c in zip(a, b, concepts)}
+    seen_rows = 0
+    for (ta, tb), _ in pair_dataset(pairs, 4, shuffle=True, seed=1, unique_texts=True):
+        batch = [rows_of[(x.decode(), y.decode())] for x, y in zip(ta.numpy(), tb.numpy())]
+        named = [c for c in batch if c]
+        assert len(named) == len(set(named)), batch
+        seen_rows += len(batch)
+    assert seen_rows == 60
 
 
 def test_hard_negative_column_is_fed_and_positives_filtered():

@@ -34,7 +34,9 @@ def text_key(text: str) -> str:
 class PairArrays:
     """``texts``: base, ref and (if the pairs have one) hard-negative column as
     object arrays; ``ids``: each text's id by :func:`text_key` (:data:`NO_TEXT`
-    for ""), aligned with ``texts``; ``scores`` as float32."""
+    for ""), aligned with ``texts``; ``concept_ids``: each pair's concept as a
+    negative id (:data:`NO_TEXT` where the pair has none), so that it never
+    equals a text's; ``scores`` as float32."""
 
     def __init__(self, pairs: Any):
         hard = getattr(pairs, "hard_negatives", None)
@@ -45,6 +47,7 @@ class PairArrays:
         self._ids_by_text: dict[str, int] = {}
         self._ids_by_key: dict[str, int] = {}
         self.ids = [self.ids_of(c) for c in columns]
+        self.concept_ids = _concept_ids(getattr(pairs, "concepts", None), len(self.scores))
         self._memo: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.RLock()  # a build may memo too
 
@@ -85,6 +88,16 @@ class PairArrays:
         n = len(self.kept(positives_only))
         key = ("sample", positives_only, int(per_epoch), int(seed))
         return self.memo(key, lambda: EpochSample(n, per_epoch, seed))
+
+
+def _concept_ids(concepts: Sequence[str] | None, n: int) -> np.ndarray:
+    if concepts is None:
+        return np.full(n, NO_TEXT, np.int64)
+    values = np.asarray(concepts, object)
+    _, index = np.unique(values.astype(str), return_inverse=True)
+    ids = NO_TEXT - 1 - index.astype(np.int64)  # -2, -3, ...: never a text id
+    ids[values == ""] = NO_TEXT
+    return ids
 
 
 # id(pair set) -> (weak reference, arrays); keyed by id, as a pair set need

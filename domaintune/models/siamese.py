@@ -235,7 +235,9 @@ def pair_dataset(
 
     For in-batch losses (``unique_texts``) every other pair in a batch is a
     negative, so a text never appears twice in one batch (it would be its own
-    "negative"); ``positives_only`` keeps only pairs scored at least that.
+    "negative"), nor does a concept (the pairs' ``concept`` column, as ``data
+    esco`` writes: another language's label of the same occupation would be a
+    false negative); ``positives_only`` keeps only pairs scored at least that.
     Their hard negatives: the pairs' ``hard_negative`` column (``taxonomy``),
     or ``mined.k`` columns from ``mined.take()`` when each epoch's batches are
     planned (a mined negative that would repeat a text of its batch is left
@@ -270,7 +272,9 @@ def pair_dataset(
         if unique_texts:
             extra_ids = [arrays.ids_of(c).tolist() for c in extra]
             plan = _unique_text_batches(
-                [i[rows] for i in arrays.ids[:n_texts]], batch_size, extra_ids
+                [i[rows] for i in (*arrays.ids[:n_texts], arrays.concept_ids)],
+                batch_size,
+                extra_ids,
             )
             for column, ids in zip(extra, extra_ids):
                 column[np.asarray(ids) == NO_TEXT] = ""
@@ -292,8 +296,8 @@ def pair_dataset(
 
 
 def _unique_text_batches(ids, batch_size: int, optional=()) -> list[np.ndarray]:
-    """Greedy batches of positions in which no text (by id, see
-    :func:`~domaintune.data.pair_arrays.text_key`) repeats.
+    """Greedy batches of positions in which no id repeats: texts (see
+    :func:`~domaintune.data.pair_arrays.text_key`) and concepts alike.
 
     Each pair goes into the first batch that has room and none of its texts;
     full batches leave the scan, so it costs O(pairs x open batches), and
