@@ -10,7 +10,9 @@ from click.testing import CliRunner
 from domaintune.cli import main
 from domaintune.errors import UserError
 from domaintune.reporting.results import load_trials
+from domaintune.search.overrides import hp_overrides
 from domaintune.search.recipes import RECIPES, apply_recipe, get_recipe
+from domaintune.search.space import SearchSpace
 
 
 def test_user_settings_win_over_the_recipe():
@@ -23,10 +25,21 @@ def test_user_settings_win_over_the_recipe():
     )
     assert "learning_rate" not in hp  # the user's own value stays
     assert "case_fold" not in hp  # unknown to this installation: skipped
-    assert hp["loss"] == "in_batch_negatives" and hp["batch_size"] == [64, 256]
+    assert hp["loss"] == "in_batch_negatives_symmetric" and hp["batch_size"] == [256, 64]
     assert options["domain_metric"] == "retrieval"
     assert options["interpolate"] == (1.0,)  # set explicitly: not the recipe's
     assert "domain_metric=retrieval" in made and not any("interpolate" in m for m in made)
+
+
+def test_one_trial_at_the_retrieval_recipes_defaults_is_its_measured_best():
+    # A list's first value is its default: what a 1-trial grid search runs.
+    space = SearchSpace()
+    hp, _, _ = apply_recipe(get_recipe("retrieval"), set(), {}, known=set(space.params))
+    defaults = space.with_overrides(hp_overrides(hp, None, None, None)).kt_hyperparameters()
+    values = defaults.values
+    assert values["loss"] == "in_batch_negatives_symmetric" and values["case_fold"] is True
+    assert values["learning_rate"] == 1e-4 and values["batch_size"] == 256
+    assert values["hard_negatives"] == "taxonomy" and values["clipnorm"] == 1.0
 
 
 def test_tutorial_is_the_default_and_adds_nothing():
@@ -58,7 +71,8 @@ def test_retrieval_recipe_search_end_to_end(tmp_path, tiny_model_dir):
     assert config["hp_overrides"]["case_fold"] == [True]
     (trial,) = load_trials(project)
     assert trial["status"] == "COMPLETED"
-    assert trial["hyperparameters"]["loss"] == "in_batch_negatives"
+    assert trial["hyperparameters"]["loss"] == "in_batch_negatives_symmetric"
+    assert trial["hyperparameters"]["clipnorm"] == 1.0  # fixed by the recipe
     assert trial["hyperparameters"]["case_fold"] is True
     assert trial["hyperparameters"]["learning_rate"] == pytest.approx(3e-3)
     assert trial["alpha"] in (0.5, 0.75, 1.0) and trial["retrieval_r1"] is not None
