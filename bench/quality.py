@@ -84,7 +84,7 @@ LABELS = {
     "all_pairs_lr2e4": "  the same at lr 2e-4",
     "all_pairs_b64": "  the same at batch 64",
     "all_pairs_b1024": "  the same at batch 1,024 (GradCache), lr 2e-4",
-    "all_pairs_2epochs": "  the same, 2 epochs",
+    "all_pairs_2epochs": "  the same, 2 epochs (val_loss kept epoch 1)",
     "recipe_1trial": "--recipe retrieval, 1 trial at defaults",
     "recipe": "--recipe retrieval search",
     "minilm": "all-MiniLM-L6-v2 + MNRL (English)",
