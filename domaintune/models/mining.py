@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from domaintune.data.pair_arrays import pair_arrays
+from domaintune.data.pair_arrays import pair_arrays, text_key
 
 #: Values of the ``hard_negatives`` hyperparameter.
 HARD_NEGATIVE_MODES: tuple[str, ...] = ("none", "taxonomy", "mined")
@@ -46,10 +46,6 @@ Embed = Callable[[list[str]], np.ndarray]  # texts -> embeddings [n, d]
 _BLOCK_CELLS = 1 << 24
 
 
-def _key(text: str) -> str:
-    return text.strip().casefold()
-
-
 def concept_groups(pairs: Any, positive_threshold: float) -> dict[str, set[str]]:
     """``{text key: groups}`` over the texts of the positive pairs: two texts
     sharing a group are the same concept (see the module doc)."""
@@ -67,7 +63,7 @@ def concept_groups(pairs: Any, positive_threshold: float) -> dict[str, set[str]]
 
     graph = []
     for i in positive:
-        a, b = _key(pairs.texts_a[i]), _key(pairs.texts_b[i])
+        a, b = text_key(pairs.texts_a[i]), text_key(pairs.texts_b[i])
         concept = concepts[i] if concepts is not None else ""
         if concept:
             for text in (a, b):
@@ -151,7 +147,7 @@ def mine_hard_negatives(
             chosen = [targets[target_keys[j]] for j in ranked[skip:] if np.isfinite(sims[row, j])]
             mined[key] = chosen
     for i in positive:
-        for column, text in zip(columns, mined[_key(pairs.texts_a[i])]):
+        for column, text in zip(columns, mined[text_key(pairs.texts_a[i])]):
             column[i] = text
     return columns
 
@@ -160,7 +156,7 @@ def _distinct(texts) -> dict[str, str]:
     """``{key: first text with that key}`` in first-seen order."""
     found: dict[str, str] = {}
     for text in texts:
-        found.setdefault(_key(text), text)
+        found.setdefault(text_key(text), text)
     return found
 
 
