@@ -68,19 +68,78 @@ def hyperband_planned_trials(oracle: Any) -> int:
 
 
 def hyperband_parent_ids(oracle: Any) -> set[str] | None:
-    """Trials of Hyperband's open brackets that may still be warm-start
-    parents (every round but the last), from the oracle's private
-    ``_brackets``; None when the oracle does not show them (a worker's
-    ``OracleClient``)."""
+    """Trials whose checkpoints a Hyperband oracle may still warm-start from,
+    read from its private ``_brackets``: in every open bracket's rounds but the
+    last, the trials that may still be promoted (see
+    :func:`hyperband_may_promote`) and the promoted ones whose child trial has
+    not ended (it may still be restoring). None when the oracle does not show
+    its brackets (a worker's ``OracleClient``)."""
     brackets = getattr(oracle, "_brackets", None)
     if brackets is None:
         return None
-    return {
-        info["id"]
-        for bracket in brackets
-        for round_info in bracket["rounds"][:-1]
-        for info in round_info
-    }
+    keep = set()
+    for bracket in brackets:
+        rounds = bracket["rounds"]
+        for this_round, next_round in zip(rounds, rounds[1:]):
+            keep |= {
+                info["past_id"]
+                for info in next_round
+                if _status(oracle, info["id"]) in (None, "RUNNING")
+            }
+            for info in this_round:
+                trial = oracle.trials.get(info["id"])
+                score = None if trial is None else trial.score
+                if hyperband_may_promote(oracle, info["id"], score):
+                    keep.add(info["id"])
+    return keep
+
+
+def hyperband_may_promote(oracle: Any, trial_id: str, score: float | None) -> bool:
+    """Could a Hyperband oracle still promote this trial, had it ``score``?
+
+    The oracle promotes, one at a time, the best completed trial of a round
+    not yet promoted, until the next round is full. A trial with at least as
+    many strictly better unpromoted candidates as the next round has open
+    places can never be picked: each pick takes one of them or a better one.
+    True for a trial the oracle's brackets do not place (safe: kept), for a
+    running one, and when the brackets are not shown; False in a last round.
+    """
+    brackets = getattr(oracle, "_brackets", None)
+    if brackets is None:
+        return True
+    sign = -1.0 if oracle.objective.direction == "max" else 1.0
+    for bracket in brackets:
+        rounds = bracket["rounds"]
+        for round_num, this_round in enumerate(rounds):
+            if trial_id not in {info["id"] for info in this_round}:
+                continue
+            if round_num == len(rounds) - 1:
+                return False
+            next_round = rounds[round_num + 1]
+            promoted = {info["past_id"] for info in next_round}
+            if trial_id in promoted:
+                return False
+            if _status(oracle, trial_id) == "RUNNING" and score is None:
+                return True
+            if score is None:
+                return False  # a failed trial is never a candidate
+            places = oracle._get_size(bracket["bracket_num"], round_num + 1) - len(next_round)
+            better = sum(
+                1
+                for info in this_round
+                if info["id"] not in promoted
+                and info["id"] != trial_id
+                and _status(oracle, info["id"]) == "COMPLETED"
+                and oracle.trials[info["id"]].score is not None
+                and sign * oracle.trials[info["id"]].score < sign * score
+            )
+            return better < places
+    return True
+
+
+def _status(oracle: Any, trial_id: str) -> str | None:
+    trial = oracle.trials.get(trial_id)
+    return None if trial is None else trial.status
 
 
 def set_project_dir(oracle: Any, project_dir: Path) -> None:

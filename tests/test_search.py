@@ -195,7 +195,9 @@ def test_hyperband_honours_epoch_budgets(tmp_path, tiny_model_dir):
 def test_hyperband_child_starts_from_its_parents_weights(tmp_path, tiny_model_dir):
     """Right after a promoted trial's restore, the encoder holds exactly its
     parent's checkpoint (the real tuner and oracle, assembled as the runner does,
-    so that a callback can read the encoder)."""
+    so that a callback can read the encoder); and only trials that can still be
+    promoted keep theirs: round 0 of the 3-trial bracket promotes 1, so at most
+    that one and the best are on disk (3 if every round member were kept)."""
     from domaintune.data.pairs import load_pairs, sample_path, split_pairs
     from domaintune.evaluation.trial import encoder_metrics
     from domaintune.models.trainable_encoder import CHECKPOINT_NAME, TrainableEncoder
@@ -216,8 +218,12 @@ def test_hyperband_child_starts_from_its_parents_weights(tmp_path, tiny_model_di
     base = [v.numpy().copy() for v in encoder.variables]
     train, val = split_pairs(load_pairs(sample_path())[0], 0.2, 1)
     starts: dict[str, tuple[bool, bool]] = {}  # child -> (== parent's, parent != base)
+    on_disk: list[int] = []  # checkpoints after each trial's end
 
     class ReadStart(SearchCallback):
+        def on_trial_end(self, trial_id, status, metrics, seconds, message):
+            on_disk.append(len(list(project.glob(f"trial_*/{CHECKPOINT_NAME}"))))
+
         def on_phase_end(self, trial_id, phase, seconds):
             parent = oracle.get_trial(trial_id).hyperparameters.values.get("tuner/trial_id")
             if phase != "restore" or not parent:
@@ -243,6 +249,7 @@ def test_hyperband_child_starts_from_its_parents_weights(tmp_path, tiny_model_di
     assert starts, "hyperband promoted no trial"
     assert all(parent_trained for _, parent_trained in starts.values())
     assert all(same for same, _ in starts.values()), starts
+    assert len(on_disk) == 6 and max(on_disk) <= 2, on_disk
 
 
 def test_resume_after_kill_keeps_finished_trials(tmp_path, tiny_model_dir):

@@ -204,7 +204,7 @@ class SiameseTuner(kt.Tuner):
                 if scoring.stopped_at is not None:
                     results[names.STOPPED_AT_EPOCH] = float(scoring.stopped_at)
                 scoring.finish()
-            if self._worth_keeping(results[names.OBJECTIVE]):
+            if self._worth_keeping(trial_id, results[names.OBJECTIVE]):
                 with self._phase(trial_id, "checkpoint"):
                     self.save_model(trial_id, model)
             last_epoch = initial_epoch + len(losses)
@@ -295,11 +295,11 @@ class SiameseTuner(kt.Tuner):
         return 0
 
     # -- checkpoints -----------------------------------------------------------
-    def _worth_keeping(self, objective: float) -> bool:
+    def _worth_keeping(self, trial_id: str, objective: float) -> bool:
         """Would this trial's checkpoint survive pruning? (Writing a USE-m3
         checkpoint only to delete it is most of a short trial's cost.)"""
-        if self.hyperband:
-            return True  # any trial may become a parent
+        if self.hyperband and kt_compat.hyperband_may_promote(self.oracle, trial_id, objective):
+            return True  # a possible warm-start parent
         scores = [
             t.score for t in self.oracle.get_best_trials(self.keep_best) if t.score is not None
         ]
