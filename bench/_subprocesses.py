@@ -117,6 +117,20 @@ class SearchRun:
     trials_done: int = 0
     probe_source: str = ""
     output_tail: str = ""
+    max_checkpoints: int = 0  # encoder checkpoints on disk at once, sampled every second
+    max_checkpoint_bytes: int = 0
+
+
+def _checkpoints(project_dir: Path) -> tuple[int, int]:
+    """(count, bytes) of the trials' encoder checkpoints."""
+    count = size = 0
+    for path in Path(project_dir).glob("trial_*/encoder.npz"):
+        try:
+            size += path.stat().st_size
+        except OSError:  # pruned between the glob and the stat
+            continue
+        count += 1
+    return count, size
 
 
 def run_search_subprocess(
@@ -148,8 +162,14 @@ def run_search_subprocess(
     run = SearchRun(returncode=-1, wall_s=0.0, probe_source=probe.source)
     try:
         pending = sorted(checkpoints)
+        counted = 0.0
         while True:
             probe.sample()
+            if time.perf_counter() - counted >= 1.0:
+                counted = time.perf_counter()
+                count, size = _checkpoints(project_dir)
+                run.max_checkpoints = max(run.max_checkpoints, count)
+                run.max_checkpoint_bytes = max(run.max_checkpoint_bytes, size)
             done = finished_trials(project_dir)
             while pending and done >= pending[0]:
                 run.peak_after[pending.pop(0)] = probe.peak

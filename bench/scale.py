@@ -4,7 +4,7 @@ six-language ESCO pairs; a table with the reference each row names and
 met / NOT met.
 
     python bench/scale.py --quick      # rows 1-3, 6 and 8, on a small sample (minutes)
-    python bench/scale.py              # every row (row 4 alone is up to 90 minutes)
+    python bench/scale.py              # every row (rows 4-5: about two hours)
     python bench/scale.py --rows 1 8   # some rows
 
 Each measurement of training runs in a fresh child process (peak RSS only
@@ -290,8 +290,8 @@ def main() -> int:
         )
     if 7 in rows:
         table.append(_row_kill())
-    for number in sorted(rows - {1, 2, 3, 6, 7, 8}):
-        table.append((str(number), "(not run by this script yet)", "-", "-", "see bench/README"))
+    if rows & {4, 5}:
+        table += _rows_hyperband(args.sts, rows)
     _print(table, args.out)
     return 0
 
@@ -314,6 +314,21 @@ def _row_kill() -> tuple[str, str, str, str, str]:
         f"<= --checkpoint-minutes ({minutes})",
         f"the state saved before the kill: {verdict(result['met'])}",
     )
+
+
+def _rows_hyperband(sts: str, rows: set[int]) -> list[tuple[str, str, str, str, str]]:
+    """Rows 4-5: the Hyperband search over the six-language pairs, then its
+    top-3 configurations retrained (row 5 needs row 4's search)."""
+    import _hyperband_search as hb
+
+    with tempfile.TemporaryDirectory(prefix="scale-hb-") as tmp:
+        workdir = Path(tmp)
+        pairs, n_pairs = hb.build_pairs(workdir)
+        run, project = hb.run_hyperband(workdir, pairs, sts)
+        table = hb.rows_search(run, project, n_pairs)
+        if 5 in rows and run.returncode == 0:
+            table += hb.rows_retrain(workdir, project, pairs, sts)
+    return table
 
 
 def _write_pairs(path: Path, n: int) -> None:
