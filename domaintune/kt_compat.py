@@ -72,8 +72,9 @@ def hyperband_parent_ids(oracle: Any) -> set[str] | None:
     read from its private ``_brackets``: in every open bracket's rounds but the
     last, the trials that may still be promoted (see
     :func:`hyperband_may_promote`) and the promoted ones whose child trial has
-    not ended (it may still be restoring). None when the oracle does not show
-    its brackets (a worker's ``OracleClient``)."""
+    not ended for good (it may still be restoring, or be retried: INVALID).
+    None when the oracle does not show its brackets (a worker's
+    ``OracleClient``)."""
     brackets = getattr(oracle, "_brackets", None)
     if brackets is None:
         return None
@@ -84,7 +85,7 @@ def hyperband_parent_ids(oracle: Any) -> set[str] | None:
             keep |= {
                 info["past_id"]
                 for info in next_round
-                if _status(oracle, info["id"]) in (None, "RUNNING")
+                if _status(oracle, info["id"]) not in ("COMPLETED", "FAILED")
             }
             for info in this_round:
                 trial = oracle.trials.get(info["id"])
