@@ -328,6 +328,8 @@ def _rows_hyperband(sts: str, rows: set[int]) -> list[tuple[str, str, str, str, 
         table = hb.rows_search(run, project, n_pairs)
         if 5 in rows and run.returncode == 0:
             table += hb.rows_retrain(workdir, project, pairs, sts)
+        elif 5 in rows:
+            table.append(("5", "top-3 retrained", "-", "within 0.01", "not run: row 4 failed"))
     return table
 
 

@@ -13,6 +13,7 @@ without loading either.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,8 @@ def hyperband_parent_ids(oracle: Any) -> set[str] | None:
     keep = set()
     for bracket in brackets:
         rounds = bracket["rounds"]
-        for this_round, next_round in zip(rounds, rounds[1:]):
+        future = _future_promotions(oracle, bracket)
+        for round_num, (this_round, next_round) in enumerate(zip(rounds, rounds[1:])):
             keep |= {
                 info["past_id"]
                 for info in next_round
@@ -90,7 +92,7 @@ def hyperband_parent_ids(oracle: Any) -> set[str] | None:
             for info in this_round:
                 trial = oracle.trials.get(info["id"])
                 score = None if trial is None else trial.score
-                if hyperband_may_promote(oracle, info["id"], score):
+                if _may_promote(oracle, bracket, round_num, future, info["id"], score):
                     keep.add(info["id"])
     return keep
 
@@ -98,44 +100,67 @@ def hyperband_parent_ids(oracle: Any) -> set[str] | None:
 def hyperband_may_promote(oracle: Any, trial_id: str, score: float | None) -> bool:
     """Could a Hyperband oracle still promote this trial, had it ``score``?
 
-    The oracle promotes, one at a time, the best completed trial of a round
-    not yet promoted, until the next round is full. A trial with at least as
-    many strictly better unpromoted candidates as the next round has open
-    places can never be picked: each pick takes one of them or a better one.
-    True for a trial the oracle's brackets do not place (safe: kept), for a
-    running one, and when the brackets are not shown; False in a last round.
+    True for a trial its brackets do not place (safe: kept) and when they are
+    not shown; False in a bracket's last round. See :func:`_may_promote`.
     """
-    brackets = getattr(oracle, "_brackets", None)
-    if brackets is None:
-        return True
-    sign = -1.0 if oracle.objective.direction == "max" else 1.0
-    for bracket in brackets:
-        rounds = bracket["rounds"]
-        for round_num, this_round in enumerate(rounds):
-            if trial_id not in {info["id"] for info in this_round}:
-                continue
-            if round_num == len(rounds) - 1:
-                return False
-            next_round = rounds[round_num + 1]
-            promoted = {info["past_id"] for info in next_round}
-            if trial_id in promoted:
-                return False
-            if _status(oracle, trial_id) == "RUNNING" and score is None:
-                return True
-            if score is None:
-                return False  # a failed trial is never a candidate
-            places = oracle._get_size(bracket["bracket_num"], round_num + 1) - len(next_round)
-            better = sum(
-                1
-                for info in this_round
-                if info["id"] not in promoted
-                and info["id"] != trial_id
-                and _status(oracle, info["id"]) == "COMPLETED"
-                and oracle.trials[info["id"]].score is not None
-                and sign * oracle.trials[info["id"]].score < sign * score
-            )
-            return better < places
+    for bracket in getattr(oracle, "_brackets", None) or ():
+        for round_num, this_round in enumerate(bracket["rounds"]):
+            if trial_id in {info["id"] for info in this_round}:
+                future = _future_promotions(oracle, bracket)
+                return _may_promote(oracle, bracket, round_num, future, trial_id, score)
     return True
+
+
+def _future_promotions(oracle: Any, bracket: dict) -> list[int]:
+    """Per round but the last, how many more of its trials can be promoted.
+
+    The oracle promotes while more of a round's unpromoted trials are
+    completed than the next round leaves out (``size - next size``). So the
+    promotions to come are what the round's completed and still-pending trials
+    (and those still to join it: random ones in round 0, later promotions
+    after) can trigger, capped by the next round's open places.
+    """
+    rounds, number = bracket["rounds"], bracket["bracket_num"]
+    joining = oracle._get_size(number, 0) - len(rounds[0])
+    future = []
+    for round_num, (this_round, next_round) in enumerate(zip(rounds, rounds[1:])):
+        size, next_size = (
+            oracle._get_size(number, round_num),
+            oracle._get_size(number, round_num + 1),
+        )
+        promoted = {info["past_id"] for info in next_round}
+        pending = sum(
+            _status(oracle, info["id"]) != "FAILED"
+            for info in this_round
+            if info["id"] not in promoted
+        )
+        joining = max(0, min(next_size - len(next_round), pending + joining - (size - next_size)))
+        future.append(joining)
+    return future
+
+
+def _may_promote(oracle: Any, bracket: dict, round_num: int, future: list[int], trial_id, score):
+    """A trial with at least as many strictly better completed candidates as
+    its round has promotions to come is never picked: each pick takes the
+    best candidate, one of those or a better one."""
+    if round_num >= len(future):  # the last round
+        return False
+    promoted = {info["past_id"] for info in bracket["rounds"][round_num + 1]}
+    if trial_id in promoted:
+        return False
+    if score is None:  # not scored yet (running) may still be; failed never is
+        return _status(oracle, trial_id) in (None, "RUNNING")
+    if math.isnan(score):  # the oracle ends a NaN objective as INVALID
+        return False
+    sign = -1.0 if oracle.objective.direction == "max" else 1.0
+    better = 0
+    for info in bracket["rounds"][round_num]:
+        other = oracle.trials.get(info["id"])
+        if info["id"] in promoted or info["id"] == trial_id or other is None:
+            continue
+        if other.status == "COMPLETED" and other.score is not None:
+            better += sign * other.score < sign * score
+    return better < future[round_num]
 
 
 def _status(oracle: Any, trial_id: str) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -20,7 +21,6 @@ from typing import Any
 import keras_tuner as kt
 
 from domaintune import kt_compat, tf_runtime
-from domaintune._io import temp_glob
 from domaintune.evaluation import names
 from domaintune.evaluation.trial import encoder_metrics
 from domaintune.models.siamese import build_model
@@ -29,6 +29,7 @@ from domaintune.objectives import Objective
 from domaintune.reporting.results import failure_reason
 from domaintune.reporting.tensorboard_logging import TrialLogger, run_name
 from domaintune.search.callbacks import SearchCallback
+from domaintune.search.checkpoints import prune_checkpoints, worth_keeping
 from domaintune.search.distributed import Heartbeat, RetryingOracle
 from domaintune.search.fit_callbacks import (
     EpochLog,
@@ -43,7 +44,9 @@ from domaintune.search.space import SearchSpace
 from domaintune.search.trial_batches import trial_batches
 from domaintune.search.trial_heatmap import TrialHeatmap
 from domaintune.search.trial_progress import TrainingProgress
-from domaintune.search.trial_state import prune_states, trial_checkpoints
+from domaintune.search.trial_state import trial_checkpoints
+
+log = logging.getLogger("domaintune.search")
 
 
 @dataclass
@@ -204,7 +207,9 @@ class SiameseTuner(kt.Tuner):
                 if scoring.stopped_at is not None:
                     results[names.STOPPED_AT_EPOCH] = float(scoring.stopped_at)
                 scoring.finish()
-            if self._worth_keeping(trial_id, results[names.OBJECTIVE]):
+            if worth_keeping(
+                self.oracle, trial_id, results[names.OBJECTIVE], self.keep_best, self.hyperband
+            ):
                 with self._phase(trial_id, "checkpoint"):
                     self.save_model(trial_id, model)
             last_epoch = initial_epoch + len(losses)
@@ -288,6 +293,8 @@ class SiameseTuner(kt.Tuner):
         if parent and self.checkpoint_path(parent).exists():
             self.encoder.load_weights(self.checkpoint_path(parent))
             return int(values.get("tuner/initial_epoch", 0))
+        if parent:  # e.g. deleted by hand: train the whole budget from the base
+            log.warning(f"  trial {parent}'s checkpoint is gone; its child starts from the base")
         # After a trial that started from the base, only what it trained changed.
         known = last_from_base and self._model is not None
         self.encoder.restore_base(changed_rows(self._model) if known else None)
@@ -295,16 +302,6 @@ class SiameseTuner(kt.Tuner):
         return 0
 
     # -- checkpoints -----------------------------------------------------------
-    def _worth_keeping(self, trial_id: str, objective: float) -> bool:
-        """Would this trial's checkpoint survive pruning? (Writing a USE-m3
-        checkpoint only to delete it is most of a short trial's cost.)"""
-        if self.hyperband and kt_compat.hyperband_may_promote(self.oracle, trial_id, objective):
-            return True  # a possible warm-start parent
-        scores = [
-            t.score for t in self.oracle.get_best_trials(self.keep_best) if t.score is not None
-        ]
-        return len(scores) < self.keep_best or objective < scores[-1]
-
     def save_model(self, trial_id, model=None, step=0) -> None:
         self.encoder.save_weights(self.checkpoint_path(trial_id))
 
@@ -336,7 +333,7 @@ class SiameseTuner(kt.Tuner):
             kt_compat.record_failed_end(self.oracle, trial.trial_id)
             raise
         finally:
-            self.prune_checkpoints()
+            prune_checkpoints(self.oracle, self.project_dir, self.keep_best, self.hyperband)
             # A trial leaves cyclic garbage (matplotlib figures, tf.data
             # pipelines): collected now, not in a rare full collection, or peak
             # memory would creep up. What survives is long-lived (encoder,
@@ -357,44 +354,6 @@ class SiameseTuner(kt.Tuner):
         message = None if ended.status == "COMPLETED" else failure_reason(ended.message)
         for callback in self.callbacks:
             callback.on_trial_end(trial_id, ended.status, metrics, seconds, message)
-
-    def protected_trial_ids(self) -> set[str] | None:
-        """Trials whose checkpoints must stay: the best, and Hyperband parents
-        (None: keep everything, for Hyperband seen from a worker)."""
-        keep = {t.trial_id for t in self.oracle.get_best_trials(self.keep_best)}
-        if self.hyperband:
-            parents = kt_compat.hyperband_parent_ids(self.oracle)
-            if parents is None:  # an OracleClient does not show them
-                return None
-            keep |= parents
-        return keep
-
-    def prune_checkpoints(self) -> None:
-        """Delete the checkpoints of ended trials not kept, and the temp files
-        of ended trials' checkpoint writes (a kill mid-write leaves them).
-        Works from the files on disk: in a distributed search each worker
-        prunes the shared directory, leaving trials running elsewhere alone."""
-        keep = self.protected_trial_ids()
-        project = Path(self.project_dir)
-        paths = list(project.glob(f"trial_*/{temp_glob(CHECKPOINT_NAME)}"))
-        if keep is not None:
-            paths += project.glob(f"trial_*/{CHECKPOINT_NAME}")
-        for path in paths:
-            trial_id = path.parent.name.removeprefix("trial_")
-            if path.name == CHECKPOINT_NAME and trial_id in keep:
-                continue
-            if self._status(trial_id) in ("COMPLETED", "FAILED", "INVALID"):
-                path.unlink(missing_ok=True)
-        prune_states(project, self._status)
-
-    def _status(self, trial_id: str) -> str | None:
-        """The oracle's status of a trial dir's trial; None for a dir it does not
-        know (e.g. ids padded to another --max-trials' digits by an earlier run
-        whose last oracle state was never saved): not ours to delete."""
-        try:
-            return self.oracle.get_trial(trial_id).status
-        except KeyError:
-            return None
 
 
 def _loggable(values: dict) -> dict:
