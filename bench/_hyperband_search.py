@@ -6,7 +6,7 @@ the base on the full budget, each a one-trial search of its own.
 
 Budget: ``--epochs 27`` (factor 3: brackets of 27, 12, 6 and 4 configurations,
 49 in all, 70 trials, 375 epoch units with warm starts) of ``--pairs-per-epoch
-4000``; the full budget is 27 epochs = 108k pairs. The recipe's three learning
+1000``; the full budget is 27 epochs = 27k pairs. The recipe's three learning
 rates leave only 12 distinct configurations (the oracle never repeats one), so
 the rate is searched as a range around them.
 """
@@ -26,7 +26,7 @@ from _subprocesses import run_search_subprocess
 from domaintune.evaluation import names
 
 MAX_EPOCHS = 27
-PAIRS_PER_EPOCH = 4000
+PAIRS_PER_EPOCH = 1000
 LEARNING_RATES = "5e-5:3e-4"
 KEEP_BEST = 1
 GB = 1e9
