@@ -8,7 +8,9 @@ Budget: ``--epochs 27`` (factor 3: brackets of 27, 12, 6 and 4 configurations,
 49 in all, 70 trials, 375 epoch units with warm starts) of ``--pairs-per-epoch
 1000``; the full budget is 27 epochs = 27k pairs. The recipe's three learning
 rates leave only 12 distinct configurations (the oracle never repeats one), so
-the rate is searched as a range around them.
+the rate is searched as a range around them. ``patience=0``: every trial
+trains its whole budget (with patience 1, one noisy val_loss on 1,000 pairs
+stopped the retrains after a few of their 27 epochs).
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ def run_hyperband(workdir: Path, pairs: Path, sts: str):
         str(MAX_EPOCHS),
         "--hp",
         f"learning_rate={LEARNING_RATES}",
+        "--hp",
+        "patience=0",  # epochs are budget units: a trial trains all of its own
     )
     log(f"[4] domaintune {' '.join(args)}")
     run = run_search_subprocess(

@@ -322,7 +322,8 @@ def _rows_hyperband(sts: str, rows: set[int]) -> list[tuple[str, str, str, str, 
     import _hyperband_search as hb
 
     with tempfile.TemporaryDirectory(prefix="scale-hb-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(os.environ.get("SCALE_WORKDIR") or tmp)  # set: keep the projects
+        workdir.mkdir(parents=True, exist_ok=True)
         pairs, n_pairs = hb.build_pairs(workdir)
         run, project = hb.run_hyperband(workdir, pairs, sts)
         table = hb.rows_search(run, project, n_pairs)

@@ -139,7 +139,7 @@ def test_summary_is_the_string_a_resume_compares():
     """search_config.json keeps it and a resume compares it: it must not change."""
     assert SearchSpace().summary() == (
         "learning_rate=[1e-06, 0.0001] log; clipnorm=[0.1, 10] log; "
-        "clip_epsilon=[1e-07, 0.001] log; batch_size={8, 16, 32}; epochs=2; "
+        "clip_epsilon=[1e-07, 0.001] log; batch_size={8, 16, 32}; epochs=2; patience=1; "
         "loss='angular_mse'; scale=20.0; positive_threshold=0.99; mix_weight=1.0; "
         "clipnorm_scope='variable'; train_embeddings=True; sparse_updates=True; "
         "case_fold=False; grad_cache_chunk=0; hard_negatives='taxonomy'; mined_k=1; "
@@ -147,7 +147,7 @@ def test_summary_is_the_string_a_resume_compares():
     )
     assert space_with("loss=in_batch_negatives,mixed", "scale=10:40").summary() == (
         "learning_rate=[1e-06, 0.0001] log; clipnorm=[0.1, 10] log; "
-        "clip_epsilon=[1e-07, 0.001] log; batch_size={8, 16, 32}; epochs=2; "
+        "clip_epsilon=[1e-07, 0.001] log; batch_size={8, 16, 32}; epochs=2; patience=1; "
         "loss={in_batch_negatives, mixed}; scale=[10, 40]; positive_threshold=0.99; "
         "mix_weight=1.0; clipnorm_scope='variable'; train_embeddings=True; "
         "sparse_updates=True; case_fold=False; grad_cache_chunk=0; "
@@ -164,7 +164,7 @@ def test_summary_is_the_string_a_resume_compares():
         (
             "lr=1e-5",
             r"unknown hyperparameter 'lr'\. Known: learning_rate, clipnorm, "
-            r"clip_epsilon, batch_size, epochs, loss",
+            r"clip_epsilon, batch_size, epochs, patience, loss",
         ),
         ("batch_size=abc", r"batch_size: 'abc' is not a valid int \(default is 16\)"),
         ("batch_size=8.5", r"batch_size: '8\.5' is not a valid int"),
@@ -417,3 +417,22 @@ def test_a_fixed_number_can_become_a_range():
     hp = space.kt_hyperparameters()
     assert (hp._hps["epochs"][0].min_value, hp._hps["epochs"][0].max_value) == (1, 3)
     assert type(hp._hps["scale"][0]).__name__ == "Float"
+
+
+def test_a_project_from_before_a_new_hyperparameter_resumes_at_its_default(tmp_path):
+    """A space summary written before ``patience`` existed is the same search
+    as today's at patience 1, not at patience 0."""
+    from domaintune.errors import UserError
+    from domaintune.search.project import SearchConfig, prepare_project_dir
+
+    today = SearchSpace().summary()
+    before = today.replace("patience=1; ", "")
+    assert before != today
+    project = tmp_path / "p"
+    prepare_project_dir(project, SearchConfig(train="t.csv", space=before), overwrite=False)
+    prepare_project_dir(project, SearchConfig(train="t.csv", space=today), overwrite=False)
+    prepare_project_dir(project, SearchConfig(train="t.csv", space=before), overwrite=True)
+    with pytest.raises(UserError, match="different settings"):
+        prepare_project_dir(
+            project, SearchConfig(train="t.csv", space=space_with("patience=0").summary()), False
+        )

@@ -129,6 +129,37 @@ def test_restore_best_epoch_puts_back_the_best_epoch(tiny_model_dir):
     assert not model.stop_training and not last.saved
 
 
+def test_patience_waits_and_zero_trains_every_epoch(tiny_model_dir):
+    encoder = TrainableEncoder(tiny_model_dir)
+    model, _ = _model(encoder, FIRST)
+    table = encoder.variables[0]
+    callback = RestoreBestEpoch(encoder, last_epoch=5, patience=2)
+    callback.set_model(model)
+    callback.on_epoch_end(0, {"val_loss": 0.5})
+    best = table.numpy().copy()
+    table.assign_add(tf.ones_like(table))
+    callback.on_epoch_end(1, {"val_loss": 0.7})  # one worse epoch: goes on
+    assert not model.stop_training
+    callback.on_epoch_end(2, {"val_loss": 0.6})  # two: stops, puts back epoch 0
+    assert model.stop_training and np.array_equal(table.numpy(), best)
+
+    # The budget ending on a worse epoch also puts back the best.
+    model.stop_training = False
+    ending = RestoreBestEpoch(encoder, last_epoch=1, patience=3)
+    ending.set_model(model)
+    ending.on_epoch_end(0, {"val_loss": 0.5})
+    table.assign_add(tf.ones_like(table))
+    ending.on_epoch_end(1, {"val_loss": 0.9})
+    assert np.array_equal(table.numpy(), best)
+
+    model.stop_training = False
+    every = RestoreBestEpoch(encoder, last_epoch=3, patience=0)
+    every.set_model(model)
+    for epoch, loss in enumerate((0.5, 0.9, 1.0)):
+        every.on_epoch_end(epoch, {"val_loss": loss})
+    assert not model.stop_training and not every.saved  # no copy, the last epoch stays
+
+
 def test_restore_best_epoch_bychanged_rows(tiny_model_dir, pairs):
     """From the base, only the rows trained so far are copied, and putting
     them back (with the base elsewhere) gives the best epoch's weights."""

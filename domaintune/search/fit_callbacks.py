@@ -40,32 +40,43 @@ class EpochLog(tf_runtime.load().tf_keras.callbacks.Callback):
 
 
 class RestoreBestEpoch(tf_runtime.load().tf_keras.callbacks.Callback):
-    """``EarlyStopping(patience=1, restore_best_weights=True)`` on val_loss,
+    """``EarlyStopping(patience, restore_best_weights=True)`` on val_loss,
     minus its waste: Keras copies every weight (all of USE-m3's) after each
     improving epoch, the last one included. The last epoch never needs a copy
     (if it is the best, its weights are in place), and with ``changed_rows``
-    (a trial from the base) only the rows changed so far are copied."""
+    (a trial from the base) only the rows changed so far are copied.
+    ``patience`` 0 trains every epoch and keeps the last (with
+    ``--pairs-per-epoch`` an epoch is a budget unit, and one noisy epoch of a
+    few thousand pairs must not end a trial)."""
 
     def __init__(
         self,
         encoder: TrainableEncoder,
         last_epoch: int,
         changed_rows: Callable[[Any], Any] | None = None,
+        patience: int = 1,
     ):
         super().__init__()
         self.encoder = encoder
         self.last_epoch = last_epoch
         self.changed_rows = changed_rows
+        self.patience = patience
         self.best = math.inf
+        self.wait = 0  # epochs since the best
         self.saved = False
 
     def on_epoch_end(self, epoch, logs=None):
+        if not self.patience:
+            return
         loss = (logs or {}).get("val_loss", math.nan)
         if loss < self.best:
-            self.best = loss
+            self.best, self.wait = loss, 0
             if epoch < self.last_epoch:
                 self.encoder.snapshot(self.changed_rows)
                 self.saved = True
+            return
+        self.wait += 1
+        if self.wait < self.patience and epoch < self.last_epoch:
             return
         self.model.stop_training = True
         if self.saved:

@@ -131,7 +131,14 @@ def prepare_project_dir(project_dir: Path, config: SearchConfig, overwrite: bool
     if config_path.is_file():
         previous = read_json(config_path)
         # A key an older version did not record is not compared.
-        changed = [k for k in RESUME_KEYS if k in previous and previous[k] != asdict(config).get(k)]
+        now = asdict(config)
+        changed = [
+            k
+            for k in RESUME_KEYS
+            if k in previous
+            and previous[k] != now.get(k)
+            and not (k == "space" and _same_space(previous[k], now[k]))
+        ]
         if changed:
             raise UserError(
                 f"'{project_dir}' holds a search with different settings ({', '.join(changed)}). "
@@ -163,3 +170,18 @@ def _reason(exc: OSError) -> str:
     if exc.errno == errno.ENOTDIR:
         return "a part of the path is a file, not a folder"
     return exc.strerror or str(exc)
+
+
+def _same_space(previous: str, current: str) -> bool:
+    """Are two space summaries the same search? A hyperparameter a later
+    version added (absent from ``previous``) is, at its default: the old
+    trials ran as that default does."""
+    from domaintune.search.space import SearchSpace
+
+    def entries(summary: str) -> dict[str, str]:
+        return dict(entry.split("=", 1) for entry in summary.split("; ") if "=" in entry)
+
+    old, new, default = entries(previous), entries(current), entries(SearchSpace().summary())
+    return old.keys() <= new.keys() and all(
+        old.get(name, default.get(name)) == value for name, value in new.items()
+    )

@@ -70,6 +70,16 @@ _PIPELINE: tuple[Param, ...] = (
         lives=OUTSIDE,
         help="Maximum epochs (early stopping on val_loss).",
     ),
+    Param(
+        "patience",
+        "fixed",
+        1,
+        minimum=0,
+        lives=OUTSIDE,
+        help="Stop a trial after this many epochs without a better val_loss, keeping the "
+        "best epoch's weights; 0 = train every epoch (e.g. with --pairs-per-epoch, whose "
+        "small epochs are a budget).",
+    ),
 )
 _GRAPH_OPTIONS: tuple[Param, ...] = (
     Param(

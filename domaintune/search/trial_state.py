@@ -281,6 +281,7 @@ class TrialCheckpoints(tf_runtime.load().tf_keras.callbacks.Callback):
         if best is None:
             return
         best.best = math.inf if meta["best"] is None else float(meta["best"])
+        best.wait = int(meta.get("wait", 0))  # states written before patience had none
         best.saved = bool(meta["snapshot"])
         if not best.saved:
             return
@@ -304,6 +305,7 @@ class TrialCheckpoints(tf_runtime.load().tf_keras.callbacks.Callback):
             "batch": self.batch,
             "logs": self.logs,
             "best": None if best is None or math.isinf(best.best) else best.best,
+            "wait": 0 if best is None else best.wait,
             "snapshot": snapshot is not None,
             "mined": len(mined) if mined else 0,
             "encoder_variables": len(self.encoder.variables),

@@ -158,7 +158,8 @@ class SiameseTuner(kt.Tuner):
             sample_seed=self.seed,  # the search's: trials' epochs are comparable samples
         )
         changed = changed_rows(model) if self._from_base else None
-        best_epoch = RestoreBestEpoch(self.encoder, epochs - 1, changed)
+        patience = int(values.get("patience", 1))
+        best_epoch = RestoreBestEpoch(self.encoder, epochs - 1, changed, patience)
         with TrialLogger(self.logdir, trial.trial_id) as logger:
             scoring = self._epoch_scoring(trial_id, data, values, logger)
             with self._phase(trial_id, "fit"):
