@@ -22,7 +22,7 @@ from domaintune.reporting.results import (
 from domaintune.reporting.table import WIDTH, format_results, records
 from domaintune.search.oracles import make_oracle
 from domaintune.search.overrides import parse_hp_options
-from domaintune.search.space import PARAM_NAMES, SearchSpace
+from domaintune.search.space import LATE_PARAMS, PARAM_NAMES, SearchSpace
 
 BASE = {"val_mse": 0.05, "val_pearson": 0.6, "val_spearman": 0.7, "sts_pearson": 0.80}
 TRACEBACK = (
@@ -115,7 +115,8 @@ def test_load_trials(project):
     assert [t["trial_id"] for t in trials] == ["0", "1", "2", "3"]
     assert [t["status"] for t in trials] == ["COMPLETED", "FAILED", "COMPLETED", "COMPLETED"]
     for t in trials:
-        assert set(t["hyperparameters"]) == set(PARAM_NAMES)  # no tuner/* keys
+        # No tuner/* keys; a fixed late parameter is not in KerasTuner's space.
+        assert set(t["hyperparameters"]) == set(PARAM_NAMES) - set(LATE_PARAMS)
         assert t["hyperparameters"]["epochs"] == 3
         assert t["hyperparameters"]["batch_size"] in (8, 16)
         assert 1e-6 <= t["hyperparameters"]["learning_rate"] <= 1e-4

@@ -20,7 +20,10 @@ from domaintune.errors import UserError
 from domaintune.kt_compat import TUNERS
 from domaintune.search.oracles import make_oracle
 from domaintune.search.overrides import load_hp_file, parse_hp_options
-from domaintune.search.space import PARAM_NAMES, SEARCH_SPACE, SearchSpace
+from domaintune.search.space import LATE_PARAMS, PARAM_NAMES, SEARCH_SPACE, SearchSpace
+
+# What KerasTuner's space holds by default: a fixed late parameter stays out.
+ORACLE_NAMES = [name for name in PARAM_NAMES if name not in LATE_PARAMS]
 
 
 def space_with(*options: str) -> SearchSpace:
@@ -61,7 +64,7 @@ def run_trials(oracle, limit: int) -> list[dict]:
 
 def test_default_space_as_keras_tuner_hyperparameters():
     hps = kt_space(SearchSpace())
-    assert list(hps) == list(PARAM_NAMES)
+    assert list(hps) == ORACLE_NAMES
     lr = hps["learning_rate"]
     assert isinstance(lr, kt.engine.hyperparameters.Float)
     assert (lr.min_value, lr.max_value, lr.sampling, lr.step) == (1e-6, 1e-4, "log", None)
@@ -378,11 +381,11 @@ def test_make_oracle_kinds(kind, cls, tmp_path):
     assert oracle.objective.name == "objective"
     assert oracle.objective.direction == "min"
     assert oracle.max_consecutive_failed_trials == 3
-    assert [hp.name for hp in oracle.get_space().space] == list(PARAM_NAMES)
+    assert [hp.name for hp in oracle.get_space().space] == ORACLE_NAMES
     # A first trial can be created and carries every parameter.
     trial = oracle.create_trial("tuner0")
     assert trial.status == "RUNNING"
-    assert set(PARAM_NAMES) <= set(trial.hyperparameters.values)
+    assert set(ORACLE_NAMES) <= set(trial.hyperparameters.values)
 
 
 def test_make_oracle_unknown_kind():
@@ -436,3 +439,13 @@ def test_a_project_from_before_a_new_hyperparameter_resumes_at_its_default(tmp_p
         prepare_project_dir(
             project, SearchConfig(train="t.csv", space=space_with("patience=0").summary()), False
         )
+
+
+def test_a_fixed_late_hyperparameter_stays_out_of_the_oracles_space():
+    """KerasTuner spends a seed step per hyperparameter: a fixed ``patience``
+    in its space would change every seeded search's trials. Searched, it is in."""
+    assert "patience" not in kt_space(SearchSpace())
+    fixed = space_with("patience=0")
+    assert "patience" not in kt_space(fixed) and fixed.params["patience"].default == 0
+    searched = kt_space(space_with("patience=0,2"))["patience"]
+    assert isinstance(searched, kt.engine.hyperparameters.Choice)

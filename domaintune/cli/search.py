@@ -61,8 +61,8 @@ from domaintune.search.recipes import RECIPES
     "--epochs",
     default=None,
     type=click.IntRange(1, 1000),
-    help="Maximum epochs per trial (early stopping on val_loss); same as --hp "
-    "epochs=N. [default: 2]",
+    help="Maximum epochs per trial (early stopping on val_loss: --hp patience=N, 0 = "
+    "off); same as --hp epochs=N. [default: 2]",
 )
 @click.option(
     "--objective",

@@ -40,14 +40,15 @@ class EpochLog(tf_runtime.load().tf_keras.callbacks.Callback):
 
 
 class RestoreBestEpoch(tf_runtime.load().tf_keras.callbacks.Callback):
-    """``EarlyStopping(patience, restore_best_weights=True)`` on val_loss,
+    """Early stopping on val_loss that puts the best epoch's weights back,
     minus its waste: Keras copies every weight (all of USE-m3's) after each
     improving epoch, the last one included. The last epoch never needs a copy
     (if it is the best, its weights are in place), and with ``changed_rows``
     (a trial from the base) only the rows changed so far are copied.
-    ``patience`` 0 trains every epoch and keeps the last (with
-    ``--pairs-per-epoch`` an epoch is a budget unit, and one noisy epoch of a
-    few thousand pairs must not end a trial)."""
+    It stops after ``patience`` epochs without a better val_loss (1: the first
+    worse one); 0, unlike Keras' ``EarlyStopping``, never stops and keeps the
+    last epoch (with ``--pairs-per-epoch`` an epoch is a budget unit, and one
+    noisy epoch of a few thousand pairs must not end a trial)."""
 
     def __init__(
         self,
@@ -66,9 +67,10 @@ class RestoreBestEpoch(tf_runtime.load().tf_keras.callbacks.Callback):
         self.saved = False
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.patience:
-            return
         loss = (logs or {}).get("val_loss", math.nan)
+        if not self.patience:
+            self.model.stop_training |= not math.isfinite(loss)  # diverged: no use going on
+            return
         if loss < self.best:
             self.best, self.wait = loss, 0
             if epoch < self.last_epoch:
@@ -76,7 +78,8 @@ class RestoreBestEpoch(tf_runtime.load().tf_keras.callbacks.Callback):
                 self.saved = True
             return
         self.wait += 1
-        if self.wait < self.patience and epoch < self.last_epoch:
+        # Waits, unless the budget ends or --prune median stops the trial here.
+        if self.wait < self.patience and epoch < self.last_epoch and not self.model.stop_training:
             return
         self.model.stop_training = True
         if self.saved:

@@ -174,14 +174,15 @@ def _reason(exc: OSError) -> str:
 
 def _same_space(previous: str, current: str) -> bool:
     """Are two space summaries the same search? A hyperparameter a later
-    version added (absent from ``previous``) is, at its default: the old
-    trials ran as that default does."""
-    from domaintune.search.space import SearchSpace
+    version added (``LATE_PARAMS``, absent from ``previous``) is, at its
+    default: the old trials ran as that default does."""
+    from domaintune.search.space import LATE_PARAMS, SearchSpace
 
     def entries(summary: str) -> dict[str, str]:
         return dict(entry.split("=", 1) for entry in summary.split("; ") if "=" in entry)
 
     old, new, default = entries(previous), entries(current), entries(SearchSpace().summary())
     return old.keys() <= new.keys() and all(
-        old.get(name, default.get(name)) == value for name, value in new.items()
+        old.get(name, default[name] if name in LATE_PARAMS else None) == value
+        for name, value in new.items()
     )

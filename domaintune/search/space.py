@@ -81,6 +81,11 @@ _PIPELINE: tuple[Param, ...] = (
         "small epochs are a budget).",
     ),
 )
+#: Hyperparameters added after searches existed: left out of KerasTuner's space
+#: while fixed (its oracles spend one seed step per hyperparameter, so one more
+#: would change every seeded search's trials), and a resumed search whose saved
+#: space lacks one ran as its default does.
+LATE_PARAMS = ("patience",)
 _GRAPH_OPTIONS: tuple[Param, ...] = (
     Param(
         "clipnorm_scope",
@@ -241,6 +246,8 @@ class SearchSpace:
 
         hp = kt.HyperParameters()
         for param in self.params.values():
+            if param.name in LATE_PARAMS and param.kind == "fixed":
+                continue  # the tuner reads its value from the space
             if param.kind in ("float", "int"):
                 if not grid:
                     param = replace(param, grid_step=None)

@@ -17,8 +17,8 @@ continues it from there, so a kill loses at most M minutes. The state holds:
   see :func:`~domaintune.models.siamese.pair_dataset`: they are planned again
   and the trained ones skipped), the epoch's running loss/mae and the hard
   negatives it mined at its start;
-- early stopping's best val_loss and best-epoch weights (by changed rows too),
-  and the logs of the finished epochs.
+- early stopping's best val_loss, epochs waited and best-epoch weights (by
+  changed rows too), and the logs of the finished epochs.
 
 A resumed trial trains exactly as an uninterrupted one. A state whose key
 (trial, values, seed, start epoch, data size, variable shapes) differs is not

@@ -158,7 +158,7 @@ class SiameseTuner(kt.Tuner):
             sample_seed=self.seed,  # the search's: trials' epochs are comparable samples
         )
         changed = changed_rows(model) if self._from_base else None
-        patience = int(values.get("patience", 1))
+        patience = int(values.get("patience", self.space.params["patience"].default))
         best_epoch = RestoreBestEpoch(self.encoder, epochs - 1, changed, patience)
         with TrialLogger(self.logdir, trial.trial_id) as logger:
             scoring = self._epoch_scoring(trial_id, data, values, logger)
