@@ -164,6 +164,20 @@ def test_consecutive_failures_stop_with_a_clear_error(tmp_path, tiny_model_dir):
     assert [t["status"] for t in load_trials(project)] == ["FAILED", "FAILED"]
 
 
+def test_patience_zero_trains_every_epoch(tmp_path, tiny_model_dir):
+    """``--hp patience=0``: no early stopping, every trial runs all its epochs
+    (a fixed patience stays out of KerasTuner's space, and the trial still ends
+    cleanly: declaring it on the trial's hyperparameters broke end_trial)."""
+    project = tmp_path / "p"
+    search(project, tiny_model_dir, "--epochs", "4", "--hp", "patience=0", "--max-trials", "2")
+    states = [json.loads(p.read_text()) for p in sorted(project.glob("trial_*/trial.json"))]
+    assert [s["status"] for s in states] == ["COMPLETED", "COMPLETED"]
+    for state in states:
+        assert "patience" not in state["hyperparameters"]["values"]
+        runs = state["metrics"]["metrics"]["epochs_run"]["observations"][-1]["value"][0]
+        assert runs == 4
+
+
 def test_hyperband_honours_epoch_budgets(tmp_path, tiny_model_dir):
     project = tmp_path / "p"
     search(

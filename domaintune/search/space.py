@@ -212,8 +212,12 @@ class SearchSpace:
         self.params = {p.name: p for p in (search_space() if params is None else params)}
 
     def declare(self, hp) -> dict[str, Any]:
-        """Declare every parameter on ``hp``; return ``{name: value}``."""
-        return {name: param.declare(hp) for name, param in self.params.items()}
+        """Declare every parameter KerasTuner's space holds on ``hp``; return
+        ``{name: value}`` of all (a fixed late parameter: its value)."""
+        return {
+            name: param.declare(hp) if _in_oracle(param) else param.default
+            for name, param in self.params.items()
+        }
 
     def names(self, lives: str) -> tuple[str, ...]:
         """The parameters whose value lives in ``GRAPH``, ``VARIABLE`` or ``OUTSIDE``."""
@@ -246,7 +250,7 @@ class SearchSpace:
 
         hp = kt.HyperParameters()
         for param in self.params.values():
-            if param.name in LATE_PARAMS and param.kind == "fixed":
+            if not _in_oracle(param):
                 continue  # the tuner reads its value from the space
             if param.kind in ("float", "int"):
                 if not grid:
@@ -282,6 +286,11 @@ class SearchSpace:
                 values = p.values if p.kind == "choice" else (p.default,)
                 specs.append(HParamSpec(p.name, "choice", tuple(values)))
         return specs
+
+
+def _in_oracle(param: Param) -> bool:
+    """Is ``param`` in KerasTuner's space? Not a fixed late one."""
+    return not (param.name in LATE_PARAMS and param.kind == "fixed")
 
 
 def _nearest_grid_value(param: Param) -> Any:
