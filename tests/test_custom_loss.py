@@ -216,7 +216,7 @@ def test_where_a_value_lives_is_what_the_built_model_does(toy_losses, tiny_model
     the graph key (another model is built)."""
     space = SearchSpace()
     defaults = space.declare(kt.HyperParameters())
-    assert set(space.names(OUTSIDE)) == {"batch_size", "epochs", "mined_skip"}
+    assert set(space.names(OUTSIDE)) == {"batch_size", "epochs", "patience", "mined_skip"}
     assert set(space.names(GRAPH)) == {
         "loss",
         "clipnorm_scope",
