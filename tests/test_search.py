@@ -178,6 +178,19 @@ def test_patience_zero_trains_every_epoch(tmp_path, tiny_model_dir):
         assert runs == 4
 
 
+def test_in_batch_epochs_of_varying_batch_counts_all_train(tmp_path, tiny_model_dir):
+    """An in-batch plan (no text twice in a batch) yields a different number
+    of batches each epoch; tf_keras takes the first epoch's count as the epoch
+    length and ended the fit at a shorter epoch (2 of 5 epochs ran here)."""
+    project = tmp_path / "p"
+    search(
+        project, tiny_model_dir, "--epochs", "5", "--hp", "patience=0", "--pairs-per-epoch", "50",
+        "--hp", "loss=in_batch_negatives_symmetric", "--max-trials", "1",
+    )  # fmt: skip
+    state = json.loads(next(project.glob("trial_*/trial.json")).read_text())
+    assert state["metrics"]["metrics"]["epochs_run"]["observations"][-1]["value"][0] == 5
+
+
 def test_hyperband_honours_epoch_budgets(tmp_path, tiny_model_dir):
     project = tmp_path / "p"
     search(

@@ -262,6 +262,7 @@ def pair_dataset(
         tf.TensorSpec([None], tf.float32),
     )
     passes = itertools.count()
+    length: list[int] = []  # the first planned epoch's batch count
 
     def batches():
         number = epoch() if epoch is not None else next(passes)
@@ -278,6 +279,7 @@ def pair_dataset(
             )
             for column, ids in zip(extra, extra_ids):
                 column[np.asarray(ids) == NO_TEXT] = ""
+            plan = _at_least(plan, length)
         else:
             plan = [
                 np.arange(i, min(i + batch_size, len(rows)))
@@ -293,6 +295,25 @@ def pair_dataset(
     # but building that pipeline costs more than a small trial's whole epoch.)
     dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _at_least(plan: list[np.ndarray], length: list[int]) -> list[np.ndarray]:
+    """``plan`` with at least as many batches as the first epoch's (``length``).
+
+    tf_keras takes the first epoch's batch count as every epoch's length and
+    ends the whole fit at an epoch that yields fewer. Plans without a repeated
+    text vary in count from epoch to epoch, so a shorter one gets its largest
+    batches split in two (still no text twice). A longer one loses its last
+    (smallest) batches to the cut: a few pairs of that epoch.
+    """
+    if not length:
+        length.append(len(plan))
+    plan = list(plan)
+    while len(plan) < length[0] and max(map(len, plan), default=0) > 1:
+        i = max(range(len(plan)), key=lambda j: len(plan[j]))
+        half = len(plan[i]) // 2
+        plan[i : i + 1] = [plan[i][:half], plan[i][half:]]
+    return plan
 
 
 def _unique_text_batches(ids, batch_size: int, optional=()) -> list[np.ndarray]:
